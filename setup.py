@@ -1,0 +1,70 @@
+"""Packaging for pip. The ROS 2 build (colcon) uses package.xml + CMakeLists.txt instead.
+
+Metadata lives here, not in pyproject.toml, because ROS tooling reads setup.py; pyproject.toml
+holds only the build backend and tool settings.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).parent
+PACKAGE = "vidihand_ros"
+
+
+class BuildPyWithInterfaces(build_py):
+    """Copy the ROS interface definitions (`msg/*.msg`) into the wheel.
+
+    ROS keeps them in `msg/` at the package root; a pip install needs them inside the Python
+    package so that `vidihand_ros.messages` can register them in `rosbags` typestores.
+    """
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib) / PACKAGE / "interfaces"
+        target.mkdir(parents=True, exist_ok=True)
+        for msg in sorted((HERE / "msg").glob("*.msg")):
+            shutil.copy2(msg, target / msg.name)
+
+
+# zarr-python 3 needs Python >= 3.11; Humble's Python 3.10 writes the same on-disk format
+# (zarr format 2) with zarr-python 2.18 behind `vidihand_ros.dataset.zarr_compat`.
+CORE = [
+    "numpy>=1.24",
+    "scipy>=1.10",
+    "rosbags>=0.11.9,<0.12",
+    "rosbags-image[opencv-headless]>=0.10.4,<0.11",
+    "zarr>=3.1,<4; python_version>='3.11'",
+    "zarr>=2.18.3,<3; python_version<'3.11'",
+    "numcodecs>=0.13",
+    "imagecodecs>=2024.9.22",
+    "rich>=13",
+]
+VIDEO = ["av>=12"]
+TEST = ["pytest>=8", "hypothesis>=6.100"]
+LINT = ["ruff>=0.8", "mypy>=1.13"]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Egocentric video to two-hand 3D pose (MANO) and Zarr robot-learning datasets, for ROS 2.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["py.typed", "interfaces/*.msg"]},
+    install_requires=CORE,
+    extras_require={
+        "video": VIDEO,
+        "dev": VIDEO + TEST + LINT,
+        "all": VIDEO + TEST + LINT,
+    },
+    entry_points={"console_scripts": ["vidihand = vidihand_ros.cli:main"]},
+    cmdclass={"build_py": BuildPyWithInterfaces},
+    zip_safe=False,
+)
