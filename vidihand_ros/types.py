@@ -50,7 +50,9 @@ class CameraModel:
         object.__setattr__(self, "D", np.asarray(self.D, dtype=np.float64).ravel())
 
     @classmethod
-    def from_fxfycxcy(cls, fx: float, fy: float, cx: float, cy: float, width: int = 0, height: int = 0) -> CameraModel:
+    def from_fxfycxcy(
+        cls, fx: float, fy: float, cx: float, cy: float, width: int = 0, height: int = 0
+    ) -> CameraModel:
         K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
         return cls(K=K, width=width, height=height)
 

@@ -1,0 +1,66 @@
+"""A small deterministic PoseEstimator for plumbing tests (test code, not a model).
+
+It derives every value from the frame's stamp, so a frame gets the same estimate from every
+window that contains it: after stitching, the result must equal `expected_pose(stamp)` exactly,
+whatever the window/stride. The right hand is "absent" (low presence) on every third frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from vidihand_ros.estimators.base import EstimatorInfo
+from vidihand_ros.types import FramePoses, HandPose, Window
+
+
+def expected_pose(stamp_ns: int, side: str) -> HandPose:
+    t = (stamp_ns % 10_000_000_000) / 1e9  # seconds, kept small for float32
+    offset = 0.0 if side == "left" else 0.1
+    joints = np.linspace(0.0, 0.02, 63, dtype=np.float32).reshape(21, 3) + np.float32(t + offset)
+    return HandPose(
+        presence=0.1 if side == "right" and (stamp_ns // 1_000_000) % 3 == 0 else 0.9,
+        global_orient=np.array([0.1 * t, 0.0, 0.2], np.float32),
+        hand_pose=np.full((15, 3), 0.05, np.float32),
+        betas=np.full(10, offset, np.float32),
+        transl=np.array([t, offset, 0.5], np.float32),
+        joints_3d=joints,
+        keypoints_2d=np.full((21, 2), 100.0 * t, np.float32),
+        wrist_orient=np.array([0.1 * t, 0.0, 0.2], np.float32),
+    )
+
+
+class StampEstimator:
+    """Implements PoseEstimator; counts calls so tests can check batching."""
+
+    def __init__(self, **options: str) -> None:
+        self.options = options
+        self.calls: list[int] = []
+
+    @property
+    def info(self) -> EstimatorInfo:
+        return EstimatorInfo(name="stamp-test", version="1", options=dict(self.options))
+
+    def estimate(self, windows: Sequence[Window]) -> list[list[FramePoses]]:
+        self.calls.append(len(windows))
+        return [
+            [
+                FramePoses(
+                    f.stamp_ns,
+                    f.frame_id,
+                    expected_pose(f.stamp_ns, "left"),
+                    expected_pose(f.stamp_ns, "right"),
+                )
+                for f in window.frames
+            ]
+            for window in windows
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+def stamp_estimator(**options: str) -> StampEstimator:
+    """Factory for `--estimator tests.estimators:stamp_estimator`."""
+    return StampEstimator(**options)

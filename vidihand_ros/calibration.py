@@ -1,0 +1,69 @@
+"""Camera intrinsics given by the user: "fx,fy,cx,cy" or a ROS camera calibration YAML.
+
+The YAML is the format `camera_calibration` / `camera_info_manager` write (camera_matrix,
+distortion_model, distortion_coefficients, image_width, image_height), so a calibration file a
+robot already has can be passed as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ruamel.yaml import YAML, YAMLError
+
+from vidihand_ros.errors import InputError
+from vidihand_ros.types import CameraModel
+
+
+def parse_intrinsics(text: str) -> CameraModel:
+    """'fx,fy,cx,cy' → pinhole camera; an existing file path → its calibration."""
+    path = Path(text)
+    if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
+        return load_calibration_yaml(path)
+    parts = text.replace(" ", "").split(",")
+    try:
+        fx, fy, cx, cy = (float(p) for p in parts)
+    except ValueError:
+        raise InputError(
+            f"--intrinsics {text!r}: expected 'fx,fy,cx,cy' (pixels) or a camera calibration YAML file"
+        ) from None
+    if fx <= 0 or fy <= 0:
+        raise InputError(f"--intrinsics {text!r}: focal lengths must be positive")
+    return CameraModel.from_fxfycxcy(fx, fy, cx, cy)
+
+
+def load_calibration_yaml(path: Path) -> CameraModel:
+    if not path.is_file():
+        raise InputError("calibration file not found", source=path)
+    try:
+        doc = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except YAMLError as err:
+        raise InputError(f"not valid YAML: {err}".splitlines()[0], source=path) from err
+    if not isinstance(doc, dict):
+        raise InputError("expected a camera calibration mapping", source=path)
+    K = _matrix(doc, "camera_matrix", (3, 3), path)
+    D = (
+        _matrix(doc, "distortion_coefficients", None, path)
+        if "distortion_coefficients" in doc
+        else np.zeros(0)
+    )
+    return CameraModel(
+        K=K,
+        width=int(doc.get("image_width", 0)),
+        height=int(doc.get("image_height", 0)),
+        distortion_model=str(doc.get("distortion_model", "plumb_bob" if D.size else "")),
+        D=D.ravel(),
+    )
+
+
+def _matrix(doc: dict, key: str, shape: tuple[int, int] | None, path: Path) -> np.ndarray:
+    entry = doc.get(key)
+    data = entry.get("data") if isinstance(entry, dict) else None
+    if data is None:
+        raise InputError(f"missing {key}.data", source=path, field=key)
+    try:
+        array = np.asarray(data, dtype=np.float64)
+        return array.reshape(shape) if shape else array
+    except (ValueError, TypeError) as err:
+        raise InputError(f"bad {key}: {err}", source=path, field=key) from err

@@ -1,0 +1,135 @@
+"""One episode being written: frames in, rows buffered per block, commit or roll back.
+
+Images are written as chunks immediately (they are the bulk of the data and need no buffering);
+low-dimensional rows are buffered in a `RowBlock` and written one block at a time. Both land past
+the arrays' shape and become visible only at commit.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from vidihand_ros.dataset.attrs import utc_now
+from vidihand_ros.dataset.rows import RowBlock
+from vidihand_ros.errors import DatasetError
+from vidihand_ros.types import Frame, FramePoses
+
+if TYPE_CHECKING:
+    from vidihand_ros.dataset.writer import DatasetWriter
+
+
+class EpisodeWriter:
+    """Appends frames to the dataset's next episode; `commit()` publishes it, `abort()` drops it.
+
+    As a context manager it commits on success and aborts on an exception. `attrs` is the episode's
+    record in `meta` attrs and may be updated until commit.
+    """
+
+    def __init__(self, writer: DatasetWriter, attrs: dict[str, Any]) -> None:
+        self._writer = writer
+        self.attrs = attrs
+        self.start = writer.num_frames
+        self.num_frames = 0
+        self.passthrough_frames = 0
+        self.reencoded_frames = 0
+        self._flushed = 0
+        self._block = RowBlock(writer.flush_frames)
+        self._first_stamp: int | None = None
+        self._last_stamp: int | None = None
+        self._frame_id = ""
+        self._source_size: tuple[int, int] | None = None
+        self._distortion_models: set[str] = set()
+        self._closed = False
+
+    def add(self, frame: Frame, poses: FramePoses | None = None) -> None:
+        """Append one frame and its poses (None: no estimate for this frame)."""
+        if self._closed:
+            raise DatasetError("episode already committed or aborted", source=self._writer.path)
+        row = self.start + self.num_frames
+        passed, scale = self._writer._images.store(row, frame, self.num_frames)
+        self._block.append(frame, poses, scale)
+        self.num_frames += 1
+        if passed:
+            self.passthrough_frames += 1
+        else:
+            self.reencoded_frames += 1
+        if self._first_stamp is None:
+            self._first_stamp = frame.stamp_ns
+            self._frame_id = frame.frame_id
+            self._source_size = (frame.width, frame.height)
+        self._last_stamp = frame.stamp_ns
+        if frame.camera is not None and frame.camera.distortion_model:
+            self._distortion_models.add(frame.camera.distortion_model)
+        # Flush at chunk-aligned rows, so that block writes fill whole chunks (no read-modify-write).
+        if (row + 1) % self._writer.flush_frames == 0 or self._block.full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered rows as chunk files (invisible to readers until commit)."""
+        if self._block.size == 0:
+            return
+        self._writer._put_rows(self.start + self._flushed, self._block.rows())
+        self._flushed += self._block.size
+        self._block.clear()
+
+    def commit(self) -> int | None:
+        """Publish the episode; returns its index, or None for an episode without frames (dropped)."""
+        if self._closed:
+            raise DatasetError("episode already committed or aborted", source=self._writer.path)
+        if self.num_frames == 0:
+            self.abort()
+            return None
+        try:
+            self.flush()
+            index = self._writer._commit(self._record(), self.start + self.num_frames)
+        except BaseException:
+            self.abort()
+            raise
+        self._close()
+        return index
+
+    def abort(self) -> None:
+        """Drop everything written since `begin_episode` (the dataset is as it was)."""
+        if self._closed:
+            return
+        self._block.clear()
+        self._writer._truncate_to_committed()
+        self._close()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._writer._finish_episode()
+
+    def _record(self) -> dict[str, Any]:
+        """The episode's meta record: caller attrs plus what the writer knows (which wins)."""
+        size = self._writer.image_size
+        return {
+            **self.attrs,
+            "index": self._writer.num_episodes,
+            "start_row": self.start,
+            "num_frames": self.num_frames,
+            "start_stamp_ns": self._first_stamp,
+            "end_stamp_ns": self._last_stamp,
+            "frame_id": self._frame_id,
+            "source_image_size": list(self._source_size) if self._source_size else None,
+            "image_size": list(size) if size else None,
+            "camera0_distortion_models": sorted(self._distortion_models),
+            "passthrough_frames": self.passthrough_frames,
+            "reencoded_frames": self.reencoded_frames,
+            "session": self._writer.session,
+            "committed": utc_now(),
+        }
+
+    def __enter__(self) -> EpisodeWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._closed:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()

@@ -1,0 +1,130 @@
+"""The `camera0_rgb` array: one JPEG per chunk, source JPEGs copied through untouched.
+
+A source JPEG of the dataset's size with 3 channels *is* a valid chunk for the imagecodecs JPEG
+codec, so it is written as the chunk file without decoding (the ≥1000 frames/s path). Everything
+else (PNG, raw pixels, other sizes, grey JPEGs, or `reencode=True`) is decoded, resized if the
+dataset asks for a fixed size, and encoded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from vidihand_ros.dataset import zarr_compat as zc
+from vidihand_ros.dataset.schema import IMAGE_DESCRIPTION, IMAGE_KEY, image_shape
+from vidihand_ros.errors import DatasetError, InputError
+from vidihand_ros.imaging import CorruptImageError, encode_jpeg, jpeg_info, resize_rgb
+from vidihand_ros.types import Frame
+
+
+class ImageStore:
+    """Writes frames into `data/camera0_rgb`, creating it at the first frame when the size is open.
+
+    `size` is the dataset's (width, height) once known; `resize=True` scales frames of other sizes
+    to it, otherwise such a frame is an error.
+    """
+
+    def __init__(
+        self,
+        data: zc.Group,
+        size: tuple[int, int] | None,
+        *,
+        resize: bool,
+        jpeg_quality: int,
+        reencode: bool,
+    ) -> None:
+        self._data = data
+        self.array: zc.Array | None = None
+        self._write_chunk: Callable[[Sequence[int], bytes], None] = _no_array
+        if IMAGE_KEY in data:
+            self._set_array(data[IMAGE_KEY])
+        self.size = size
+        self.resize = resize
+        self.jpeg_quality = jpeg_quality
+        self.reencode = reencode
+
+    def _set_array(self, array: zc.Array) -> None:
+        self.array = array
+        self._write_chunk = zc.chunk_writer(array)
+
+    def _ensure_array(self, width: int, height: int) -> None:
+        if self.array is not None:
+            return
+        self.size = (width, height)
+        shape = image_shape(width, height)
+        array = zc.create_array(
+            self._data,
+            IMAGE_KEY,
+            shape=(0, *shape),
+            chunks=(1, *shape),
+            dtype=np.uint8,
+            compressor=zc.jpeg_codec(self.jpeg_quality),
+            fill_value=0,
+            attrs={"description": IMAGE_DESCRIPTION},
+        )
+        self._set_array(array)
+
+    def store(self, row: int, frame: Frame, episode_index: int) -> tuple[bool, tuple[float, float]]:
+        """Write `frame` as chunk `row`; returns (passed through?, (sx, sy) scale applied)."""
+        try:
+            if frame.is_jpeg:
+                assert frame.data is not None
+                info = jpeg_info(frame.data)
+                width, height, channels = info.width, info.height, info.channels
+            else:
+                width, height, channels = _pixel_size(frame)
+        except CorruptImageError as err:
+            raise InputError(str(err), index=frame.index, field="data") from err
+        target = self.size or (width, height)
+        if target != (width, height) and not self.resize:
+            raise DatasetError(
+                f"frame {episode_index} of the episode is {width}x{height}, but the dataset's images are "
+                f"{target[0]}x{target[1]} (pass image_size to resize)",
+                index=frame.index,
+            )
+        self._ensure_array(*target)
+        scale = (target[0] / width, target[1] / height)
+        if frame.is_jpeg and channels == 3 and scale == (1.0, 1.0) and not self.reencode:
+            assert frame.data is not None
+            self._write_chunk((row, 0, 0, 0), frame.data)
+            return True, scale
+        try:
+            rgb = frame.rgb()
+        except CorruptImageError as err:
+            raise InputError(str(err), index=frame.index, field="data") from err
+        rgb = resize_rgb(rgb, *target)
+        self._write_chunk((row, 0, 0, 0), encode_jpeg(rgb, self.jpeg_quality))
+        return False, scale
+
+    def set_length(self, rows: int) -> None:
+        if self.array is not None:
+            zc.resize(self.array, (rows, *self.array.shape[1:]))
+
+    def truncate(self, rows: int) -> None:
+        """Drop every row >= `rows`, including chunk files written beyond the array's shape."""
+        if self.array is None:
+            return
+        if self.array.shape[0] != rows:
+            self.set_length(rows)
+        zc.remove_chunks_from(self.array, rows)
+
+
+def _no_array(index: Sequence[int], data: bytes) -> None:
+    raise RuntimeError("image array not created yet")
+
+
+def _pixel_size(frame: Frame) -> tuple[int, int, int]:
+    """(width, height, channels) of a pixel frame or a non-JPEG compressed frame."""
+    if frame.pixels is None:
+        rgb = frame.rgb()  # PNG and friends: decode once (cached on the frame)
+        return rgb.shape[1], rgb.shape[0], 3
+    pixels = frame.pixels
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise InputError(
+            f"expected (H, W, 3) uint8 RGB pixels, got {pixels.dtype} {pixels.shape}",
+            index=frame.index,
+            field="pixels",
+        )
+    return pixels.shape[1], pixels.shape[0], 3

@@ -1,0 +1,94 @@
+"""Low-dimensional rows of one flush block: Frame + FramePoses → one row per key.
+
+Rows are buffered in preallocated arrays and written to zarr a block at a time, because a zarr
+resize + write per frame costs milliseconds; memory is bounded by the block, never the episode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vidihand_ros.dataset.schema import HAND_FIELDS, LOWDIM_SPECS, MAX_DISTORTION, KeySpec, hand_key
+from vidihand_ros.errors import DatasetError
+from vidihand_ros.types import HAND_SIDES, CameraModel, Frame, FramePoses, HandPose
+
+#: HandPose attribute behind each per-hand field (the UMI-style names differ for the wrist).
+_HAND_SOURCES = {"wrist_pos": "wrist_position", "wrist_rot_axis_angle": "wrist_orient"}
+
+
+def scale_intrinsics(K: NDArray[np.floating], sx: float, sy: float) -> NDArray[np.float64]:
+    """K for an image resized by (sx, sy), with pixel centres at integer coordinates."""
+    S = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    return S @ np.asarray(K, dtype=np.float64)
+
+
+def scale_pixels(uv: NDArray[np.floating], sx: float, sy: float) -> NDArray[np.floating]:
+    """Pixel coordinates under the same resize as `scale_intrinsics`."""
+    return (uv + 0.5) * np.array([sx, sy], dtype=uv.dtype) - 0.5
+
+
+class RowBlock:
+    """Up to `capacity` rows of every low-dimensional key, prefilled with each key's fill value."""
+
+    def __init__(self, capacity: int, specs: tuple[KeySpec, ...] = LOWDIM_SPECS) -> None:
+        self.capacity = capacity
+        self.specs = specs
+        self.arrays = {s.name: np.full((capacity, *s.shape), s.fill, dtype=s.dtype) for s in specs}
+        self.size = 0
+
+    @property
+    def full(self) -> bool:
+        return self.size >= self.capacity
+
+    def clear(self) -> None:
+        for spec in self.specs:
+            self.arrays[spec.name][: self.size] = spec.fill
+        self.size = 0
+
+    def rows(self) -> dict[str, np.ndarray]:
+        """The filled rows of each key (views, valid until the next `clear`)."""
+        return {name: array[: self.size] for name, array in self.arrays.items()}
+
+    def append(self, frame: Frame, poses: FramePoses | None, scale: tuple[float, float]) -> None:
+        """Add one frame's row; `scale` is the (sx, sy) applied to the stored image."""
+        if self.full:
+            raise RuntimeError("RowBlock is full; flush it first")
+        if poses is not None and poses.stamp_ns != frame.stamp_ns:
+            raise DatasetError(
+                f"poses stamped {poses.stamp_ns} ns given for a frame stamped {frame.stamp_ns} ns",
+                index=frame.index,
+            )
+        k = self.size
+        a = self.arrays
+        a["timestamp"][k] = frame.stamp_ns * 1e-9
+        a["stamp_ns"][k] = frame.stamp_ns
+        if frame.camera is not None:
+            self._put_camera(k, frame.camera, scale, frame.index)
+        if poses is not None:
+            for side in HAND_SIDES:
+                hand = poses.hand(side)
+                if hand is not None:
+                    self._put_hand(k, side, hand, scale)
+        self.size += 1
+
+    def _put_camera(self, k: int, camera: CameraModel, scale: tuple[float, float], index: int) -> None:
+        K = camera.K if scale == (1.0, 1.0) else scale_intrinsics(camera.K, *scale)
+        self.arrays["camera0_intrinsics"][k] = K
+        if len(camera.D) > MAX_DISTORTION:
+            raise DatasetError(
+                f"{len(camera.D)} distortion coefficients, at most {MAX_DISTORTION} are supported",
+                index=index,
+                field="D",
+            )
+        self.arrays["camera0_distortion"][k, : len(camera.D)] = camera.D
+
+    def _put_hand(self, k: int, side: str, hand: HandPose, scale: tuple[float, float]) -> None:
+        a = self.arrays
+        a[hand_key(side, "valid")][k] = True
+        a[hand_key(side, "presence")][k] = hand.presence
+        for field, _, _ in HAND_FIELDS:
+            value = getattr(hand, _HAND_SOURCES.get(field, field))
+            if field == "keypoints_2d" and scale != (1.0, 1.0):
+                value = scale_pixels(value, *scale)
+            a[hand_key(side, field)][k] = value
