@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 import zarr
 from rosbags.highlevel import AnyReader
 
-from tests.bagfactory import hand_photo_bytes, hand_photos, synthetic_frames, write_image_bag
+from tests.bagfactory import hand_photos, synthetic_frames, write_image_bag
 from tests.estimators import expected_pose
 from vidihand_ros.cli import main
 from vidihand_ros.dataset.reader import DatasetReader
@@ -42,7 +43,7 @@ def jpeg_bag(path: Path, kind: str = "mcap", n: int = 20, **kwargs: object):
     )
 
 
-def plain_zarr(path: Path) -> zarr.Group:
+def plain_zarr(path: Path) -> Any:
     """Open as a diffusion_policy / UMI user would: plain zarr with imagecodecs' codecs registered."""
     imagecodecs.numcodecs.register_codecs()
     return zarr.open_group(str(path), mode="r")
@@ -79,8 +80,10 @@ def test_estimator_poses_are_stitched_per_frame_and_written_to_dataset_and_pose_
     out, pose_bag = tmp_path / "demo.zarr", tmp_path / "poses"
 
     rc = main(
-        ["convert", str(bag.path), "-o", str(out), "-q", "--estimator", STAMP_ESTIMATOR]
-        + ["--window", "8", "--stride", "3", "--batch-windows", "2", "--pose-bag", str(pose_bag)]
+        [
+            *["convert", str(bag.path), "-o", str(out), "-q", "--estimator", STAMP_ESTIMATOR],
+            *["--window", "8", "--stride", "3", "--batch-windows", "2", "--pose-bag", str(pose_bag)],
+        ]
     )
 
     assert rc == 0
@@ -95,8 +98,7 @@ def test_estimator_poses_are_stitched_per_frame_and_written_to_dataset_and_pose_
             np.testing.assert_allclose(episode[f"{side}_hand_wrist_pos"][row], want.joints_3d[0], atol=1e-6)
     with AnyReader([pose_bag]) as reader:
         messages = [
-            (t, message_to_poses(reader.deserialize(raw, conn.msgtype)))
-            for conn, t, raw in reader.messages()
+            (t, message_to_poses(reader.deserialize(raw, conn.msgtype))) for conn, t, raw in reader.messages()
         ]
         assert [c.msgtype for c in reader.connections] == ["vidihand_ros/msg/HandPoses"]
     assert [t for t, _ in messages] == bag.stamps_ns
@@ -126,7 +128,9 @@ def test_append_adds_episodes_without_touching_earlier_ones(tmp_path: Path) -> N
     assert reader.episode_attrs(1)["source"]["path"] == str(second.path)
 
 
-def test_existing_dataset_is_not_overwritten_without_asking(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_existing_dataset_is_not_overwritten_without_asking(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     bag = jpeg_bag(tmp_path, n=5)
     out = tmp_path / "demo.zarr"
     assert main(["convert", str(bag.path), "-o", str(out), "-q"]) == 0
@@ -138,16 +142,35 @@ def test_existing_dataset_is_not_overwritten_without_asking(tmp_path: Path, caps
 
 def test_split_at_gaps_and_by_time_ranges(tmp_path: Path) -> None:
     start = 1_700_000_000_000_000_000
-    stamps = [start + i * 100_000_000 for i in range(10)] + [start + 5_000_000_000 + i * 100_000_000 for i in range(6)]
+    stamps = [start + i * 100_000_000 for i in range(10)] + [
+        start + 5_000_000_000 + i * 100_000_000 for i in range(6)
+    ]
     bag = write_image_bag(
-        tmp_path / "gappy", synthetic_frames(16, 64, 48), compressed_format="jpeg", stamps_ns=stamps, camera_info=CAMERA
+        tmp_path / "gappy",
+        synthetic_frames(16, 64, 48),
+        compressed_format="jpeg",
+        stamps_ns=stamps,
+        camera_info=CAMERA,
     )
     gaps, ranges = tmp_path / "gaps.zarr", tmp_path / "ranges.zarr"
 
     assert main(["convert", str(bag.path), "-o", str(gaps), "-q", "--split-gaps", "1.0"]) == 0
-    assert main(
-        ["convert", str(bag.path), "-o", str(ranges), "-q", "--time-range", "0.2:0.5", "--time-range", "5:5.25"]
-    ) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(bag.path),
+                "-o",
+                str(ranges),
+                "-q",
+                "--time-range",
+                "0.2:0.5",
+                "--time-range",
+                "5:5.25",
+            ]
+        )
+        == 0
+    )
 
     assert list(DatasetReader(gaps).episode_ends) == [10, 16]
     reader = DatasetReader(ranges)
@@ -188,10 +211,17 @@ def test_video_needs_intrinsics_and_converts_with_them(tmp_path: Path, capsys: p
     assert reader.fps(0) == pytest.approx(30.0, rel=0.01)
 
 
-def test_inspect_reports_episodes_keys_fps_and_hand_shares(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_inspect_reports_episodes_keys_fps_and_hand_shares(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     bag = jpeg_bag(tmp_path, n=30)  # 30 fps; right hand absent on every third millisecond-stamp
     out = tmp_path / "demo.zarr"
-    assert main(["convert", str(bag.path), "-o", str(out), "-q", "--estimator", STAMP_ESTIMATOR, "--window", "4"]) == 0
+    assert (
+        main(
+            ["convert", str(bag.path), "-o", str(out), "-q", "--estimator", STAMP_ESTIMATOR, "--window", "4"]
+        )
+        == 0
+    )
     capsys.readouterr()
 
     assert main(["inspect", str(out), "--json"]) == 0
@@ -226,7 +256,9 @@ def snapshot(dataset: Path) -> dict[str, bytes]:
     return {str(p.relative_to(dataset)): p.read_bytes() for p in sorted(dataset.rglob("*")) if p.is_file()}
 
 
-def assert_fails_cleanly(args: list[str], dataset: Path, capsys: pytest.CaptureFixture, *needles: str) -> None:
+def assert_fails_cleanly(
+    args: list[str], dataset: Path, capsys: pytest.CaptureFixture, *needles: str
+) -> None:
     before = snapshot(dataset)
     assert main([*args, "-o", str(dataset), "-q", "--append"]) == 2
     err = capsys.readouterr().err.strip()
@@ -267,11 +299,9 @@ def test_truncated_bag(tmp_path: Path, dataset_with_one_episode: Path, capsys) -
 def test_corrupt_jpeg_is_skipped_and_counted_or_fails_when_strict(
     tmp_path: Path, dataset_with_one_episode: Path, capsys
 ) -> None:
-    good = hand_photo_bytes()
-    payloads = [imagecodecs.jpeg8_encode(p, level=90) for p in hand_photos(64, 48)] * 3
+    payloads = [bytes(imagecodecs.jpeg8_encode(p, level=90)) for p in hand_photos(64, 48)] * 3
     payloads[4] = payloads[4][: len(payloads[4]) // 2]  # cut mid-stream
     bag = write_image_bag(tmp_path / "corrupt", payloads, compressed_format="jpeg", camera_info=CAMERA)
-    assert good  # the real photos are there to be used
 
     assert_fails_cleanly(
         ["convert", str(bag.path), "--strict"], dataset_with_one_episode, capsys, str(bag.path), "message 4"
@@ -285,13 +315,17 @@ def test_corrupt_jpeg_is_skipped_and_counted_or_fails_when_strict(
 
 
 def test_unknown_encoding(tmp_path: Path, dataset_with_one_episode: Path, capsys) -> None:
-    bag = write_image_bag(tmp_path / "odd", list(synthetic_frames(3, 8, 6)), encoding="rgb8", camera_info=CAMERA)
+    bag = write_image_bag(
+        tmp_path / "odd", list(synthetic_frames(3, 8, 6)), encoding="rgb8", camera_info=CAMERA
+    )
     # Rewrite the encoding field in a copy: a driver that invents its own encodings.
     odd = tmp_path / "odd_copy"
     shutil.copytree(bag.path, odd)
     with AnyReader([bag.path]) as reader:
         (conn,) = [c for c in reader.connections if c.topic == "/camera/image_raw"]
-        msgs = [(t, reader.deserialize(raw, conn.msgtype)) for _, t, raw in reader.messages([conn])]
+        msgs: list[tuple[int, Any]] = [
+            (t, reader.deserialize(raw, conn.msgtype)) for _, t, raw in reader.messages([conn])
+        ]
     shutil.rmtree(odd)
     for _, msg in msgs:
         msg.encoding = "rgb7x"
@@ -301,19 +335,27 @@ def test_unknown_encoding(tmp_path: Path, dataset_with_one_episode: Path, capsys
         for t, msg in msgs:
             writer.write("/camera/image_raw", "sensor_msgs/msg/Image", t, msg)
     assert_fails_cleanly(
-        ["convert", str(odd), "--intrinsics", "10,10,4,3"], dataset_with_one_episode, capsys, "encoding", "rgb7x"
+        ["convert", str(odd), "--intrinsics", "10,10,4,3"],
+        dataset_with_one_episode,
+        capsys,
+        "encoding",
+        "rgb7x",
     )
 
 
 def test_image_size_changing_mid_stream(tmp_path: Path, dataset_with_one_episode: Path, capsys) -> None:
     frames = [*synthetic_frames(3, 64, 48), *synthetic_frames(2, 32, 24)]
     bag = write_image_bag(tmp_path / "resized", frames, compressed_format="jpeg", camera_info=CAMERA)
-    assert_fails_cleanly(["convert", str(bag.path)], dataset_with_one_episode, capsys, str(bag.path), "message 3")
+    assert_fails_cleanly(
+        ["convert", str(bag.path)], dataset_with_one_episode, capsys, str(bag.path), "message 3"
+    )
 
 
 def test_no_intrinsics(tmp_path: Path, dataset_with_one_episode: Path, capsys) -> None:
     bag = write_image_bag(tmp_path / "nok", list(synthetic_frames(3, 64, 48)), compressed_format="jpeg")
-    assert_fails_cleanly(["convert", str(bag.path)], dataset_with_one_episode, capsys, str(bag.path), "--intrinsics")
+    assert_fails_cleanly(
+        ["convert", str(bag.path)], dataset_with_one_episode, capsys, str(bag.path), "--intrinsics"
+    )
 
 
 def test_bad_arguments_are_reported_not_raised(tmp_path: Path, capsys) -> None:

@@ -174,3 +174,30 @@ def test_is_group_dir_and_zip(tmp_path: Path) -> None:
     assert_array_equal(zc.open_group(zip_path, "r")["a"][:], [5, 6])
     with pytest.raises(ValueError, match="read-only"):
         zc.open_group(zip_path, "r+")
+
+
+@pytest.mark.parametrize("dtype, fill", [(np.float32, np.nan), (np.bool_, False), (np.int64, 0)])
+def test_write_rows_direct_past_the_shape(tmp_path: Path, dtype: type, fill: object) -> None:
+    root = zc.open_group(tmp_path / "g.zarr", "a")
+    array = zc.create_array(
+        root,
+        "x",
+        shape=(0, 2),
+        chunks=(4, 2),
+        dtype=dtype,
+        compressor=numcodecs.Blosc(cname="zstd", clevel=3),
+        fill_value=fill,
+    )
+    values: np.ndarray = (np.arange(24).reshape(12, 2) % 5).astype(dtype)
+    zc.resize(array, (3, 2))
+    zc.write_rows(array, 0, values[:3])  # three committed rows through zarr itself
+    zc.write_rows_direct(array, 3, values[3:5], committed=3)  # shares chunk 0 with committed rows
+    zc.write_rows_direct(array, 5, values[5:10], committed=3)  # spans chunks 1 and 2
+    assert zc.open_group(tmp_path / "g.zarr", "r")["x"].shape == (3, 2)  # invisible so far
+    assert_array_equal(zc.open_group(tmp_path / "g.zarr", "r")["x"][:], values[:3])
+    assert not [p for p in zc.chunk_file(array, (0, 0)).parent.iterdir() if "partial" in p.name]
+
+    zc.resize(array, (12, 2))
+    stored = zc.open_group(tmp_path / "g.zarr", "r")["x"][:]
+    assert_array_equal(stored[:10], values[:10])
+    assert_array_equal(stored[10:], np.full((2, 2), fill, dtype=dtype))  # never written: fill value

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from vidihand_ros import __version__
 from vidihand_ros.errors import InputError
@@ -248,22 +249,21 @@ class _progress:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
-        self._bar = None
+        self._bar: Any = None
 
     def __enter__(self) -> Callable[[str, int | None], Callable[[int], None]] | None:
         if not self.enabled:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._bar = Progress(
+        bar = self._bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
             transient=False,
         )
-        self._bar.__enter__()
-        bar = self._bar
+        bar.__enter__()
 
         def start(description: str, total: int | None) -> Callable[[int], None]:
             task = bar.add_task(description, total=total)

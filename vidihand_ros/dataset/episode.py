@@ -117,6 +117,7 @@ class EpisodeWriter:
             "camera0_distortion_models": sorted(self._distortion_models),
             "passthrough_frames": self.passthrough_frames,
             "reencoded_frames": self.reencoded_frames,
+            "jpeg_quality": self._writer.jpeg_quality,
             "session": self._writer.session,
             "committed": utc_now(),
         }

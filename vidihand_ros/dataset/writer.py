@@ -88,6 +88,8 @@ class DatasetWriter:
         provenance = to_json(dict(attrs or {}))
         if image_size is not None:
             image_size = (int(image_size[0]), int(image_size[1]))
+            if min(image_size) < 1:
+                raise ValueError(f"image_size must be positive (width, height), got {image_size}")
 
         self._prepare_directory(mode, overwrite)
         try:
@@ -121,6 +123,11 @@ class DatasetWriter:
     def image_size(self) -> tuple[int, int] | None:
         """(width, height) of the stored images; None until the first frame when it was left open."""
         return self._images.size
+
+    @property
+    def jpeg_quality(self) -> int:
+        """Quality of frames this writer encodes (pass-through frames keep their own)."""
+        return self._images.jpeg_quality
 
     def begin_episode(self, attrs: Mapping[str, Any] | None = None) -> EpisodeWriter:
         """Start the next episode; `attrs` (task, source files, topics, ...) go into its meta record."""
@@ -165,9 +172,10 @@ class DatasetWriter:
                 zc.resize(self._arrays[spec.name], (end, *spec.shape))
             self._images.set_length(end)
             zc.update_attrs(self._meta, {"episodes": self._episodes})
-            if not self._root_attrs.get("image_size") and self._images.size is not None:
-                self._root_attrs["image_size"] = list(self._images.size)
-                zc.update_attrs(self._root, {"image_size": self._root_attrs["image_size"]})
+            size = list(self._images.size) if self._images.size else None
+            if self._root_attrs.get("image_size") != size:  # fixed by the first frame ever committed
+                self._root_attrs["image_size"] = size
+                zc.update_attrs(self._root, {"image_size": size})
             self._append_episode_end(end)
         except BaseException:
             self._episodes.pop()

@@ -56,7 +56,7 @@ def _load_factory(spec: str) -> Callable[..., object]:
         raise InputError(f"estimator module {module_name!r} has no {attr!r}") from None
     if not callable(factory):
         raise InputError(f"estimator {spec!r} is not callable")
-    return factory  # type: ignore[no-any-return]
+    return factory
 
 
 def parse_options(pairs: list[str]) -> dict[str, str]:

@@ -1,0 +1,149 @@
+"""Bag → Zarr conversion speed, frames-only, on one core.
+
+Generates a ROS 2 mcap bag of 640×480 JPEG CompressedImage frames (+ CameraInfo), then times in
+one process, interleaved over several rounds (best round kept):
+
+- raw floor:     read + deserialize each image message, write its bytes as a chunk file; nothing else
+- pass-through:  `vidihand convert` (the JPEG bytes become the chunks unchanged)
+- re-encode:     `vidihand convert --reencode` (decode + encode every frame)
+
+Run from the repository root:  python -m benchmarks.convert [--frames 3000] [--rounds 3]
+Targets (issue #2): pass-through ≥ 1000 frames/s and ≥ 50% of the raw floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rosbags.highlevel import AnyReader
+
+from tests.bagfactory import hand_photos, write_image_bag
+from vidihand_ros.dataset import zarr_compat as zc
+from vidihand_ros.imaging import encode_jpeg
+from vidihand_ros.pipeline import ConvertOptions, convert
+from vidihand_ros.types import CameraModel
+
+WIDTH, HEIGHT = 640, 480
+CAMERA = CameraModel.from_fxfycxcy(520.0, 520.0, 320.0, 240.0, width=WIDTH, height=HEIGHT)
+
+
+def pin_to_one_core() -> str:
+    if hasattr(os, "sched_setaffinity"):
+        core = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {core})
+        return f"core {core}"
+    return "unpinned"
+
+
+def jpeg_stream(n: int) -> Iterator[bytes]:
+    """n JPEG frames cycling through 24 distinct real-photo crops (encoding every frame is slow)."""
+    photos = hand_photos(WIDTH + 48, HEIGHT + 36)
+    distinct = []
+    for i in range(24):
+        photo = photos[i % len(photos)]
+        dx, dy = 2 * i, (3 * i) % 36
+        distinct.append(encode_jpeg(np.ascontiguousarray(photo[dy : dy + HEIGHT, dx : dx + WIDTH]), 90))
+    for i in range(n):
+        yield distinct[i % len(distinct)]
+
+
+def raw_floor(bag: Path, out: Path) -> int:
+    """The least any converter must do: read each message and write its bytes as a chunk."""
+    root = zc.open_group(out, "a")
+    data = zc.require_group(root, "data")
+    with AnyReader([bag]) as reader:
+        (conn,) = [c for c in reader.connections if c.msgtype == "sensor_msgs/msg/CompressedImage"]
+        array = zc.create_array(
+            data,
+            "camera0_rgb",
+            shape=(conn.msgcount, HEIGHT, WIDTH, 3),
+            chunks=(1, HEIGHT, WIDTH, 3),
+            dtype=np.uint8,
+            compressor=zc.jpeg_codec(90),
+            fill_value=0,
+        )
+        write = zc.chunk_writer(array)
+        count = 0
+        for _, _, raw in reader.messages([conn]):
+            msg: Any = reader.deserialize(raw, conn.msgtype)
+            write((count, 0, 0, 0), bytes(msg.data))
+            count += 1
+    return count
+
+
+def run_convert(bag: Path, out: Path, *, reencode: bool) -> int:
+    report = convert([bag], out, options=ConvertOptions(reencode=reencode))
+    return report.frames
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    where = pin_to_one_core()
+    tmp = Path(tempfile.mkdtemp(prefix="vidihand-bench-"))
+    try:
+        bag = tmp / "bench_bag"
+        started = time.perf_counter()
+        write_image_bag(
+            bag,
+            jpeg_stream(args.frames),
+            kind="mcap",
+            compressed_format="jpeg",
+            camera_info=CAMERA,
+            keep_payloads=False,
+        )
+        size_mb = sum(f.stat().st_size for f in bag.rglob("*") if f.is_file()) / 1e6
+        print(
+            f"bag: {args.frames} frames {WIDTH}x{HEIGHT} JPEG, {size_mb:.0f} MB mcap, "
+            f"written in {time.perf_counter() - started:.1f} s; timing on {where}"
+        )
+
+        modes: dict[str, Callable[[Path], int]] = {
+            "raw floor (read + chunk write)": lambda out: raw_floor(bag, out),
+            "pass-through (convert)": lambda out: run_convert(bag, out, reencode=False),
+            "decode + re-encode (convert --reencode)": lambda out: run_convert(bag, out, reencode=True),
+        }
+        best: dict[str, float] = {}
+        for _ in range(args.rounds):
+            for name, run in modes.items():
+                out = tmp / "out.zarr"
+                shutil.rmtree(out, ignore_errors=True)
+                t0 = time.perf_counter()
+                frames = run(out)
+                elapsed = time.perf_counter() - t0
+                assert frames == args.frames, (name, frames)
+                best[name] = max(best.get(name, 0.0), frames / elapsed)
+        floor = best["raw floor (read + chunk write)"]
+        print()
+        print(f"| {'mode':<40} | {'frames/s':>9} | {'vs raw floor':>12} |")
+        print(f"|{'-' * 42}|{'-' * 11}|{'-' * 14}|")
+        for name, fps in best.items():
+            print(f"| {name:<40} | {fps:>9.0f} | {fps / floor:>11.0%} |")
+        passthrough = best["pass-through (convert)"]
+        print()
+        print(
+            f"target pass-through >= 1000 frames/s: {'met' if passthrough >= 1000 else 'NOT met'} "
+            f"({passthrough:.0f})"
+        )
+        print(
+            f"target pass-through >= 50% of raw floor: {'met' if passthrough >= 0.5 * floor else 'NOT met'} "
+            f"({passthrough / floor:.0%})"
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
