@@ -47,6 +47,28 @@ CORE = [
 VIDEO = ["av>=12"]
 TEST = ["pytest>=8", "hypothesis>=6.100"]
 LINT = ["ruff>=0.8", "mypy>=1.13"]
+# The MediaPipe baseline estimator. mediapipe 0.10.21 is the last wheel that carries the hand
+# models (.tflite) inside, so nothing is downloaded at run time; it was built against numpy 1.x
+# (`numpy<2`), while the newest releases of several core dependencies require numpy>=2. Each pin
+# below is the newest release that still accepts numpy 1.26, so that pip resolves at once instead
+# of backtracking through hundreds of MB of wheels. The core without this extra stays on numpy 2.
+BASELINE = [
+    "mediapipe==0.10.21",
+    "numpy>=1.26,<2",
+    # mediapipe needs opencv-contrib-python, rosbags-image needs opencv-python-headless; both
+    # install the same `cv2` package, so both are pinned to one release (4.12 needs numpy>=2).
+    "opencv-contrib-python==4.11.0.86",
+    "opencv-python-headless==4.11.0.86",
+    "imagecodecs>=2024.9.22,<=2026.1.14",  # 2026.3.6 needs numpy>=2
+    "zarr>=3.1,<=3.1.5; python_version>='3.11'",  # 3.1.6 needs numpy>=2
+    # mediapipe requires jax/jaxlib (unused by the hand solution): 0.7.2 needs numpy>=2, and
+    # ml_dtypes 0.6 (a jax dependency) too.
+    "jax<=0.7.1",
+    "jaxlib<=0.7.1",
+    "ml_dtypes>=0.5,<0.6",
+]
+# MANO fitting for the baseline (and the ViDiHand model's MANO layer).
+MANO = ["torch==2.13.0", "smplx==0.1.28"]
 
 setup(
     name=PACKAGE,
@@ -62,7 +84,9 @@ setup(
     extras_require={
         "video": VIDEO,
         "dev": VIDEO + TEST + LINT,
-        "all": VIDEO + TEST + LINT,
+        "baseline": BASELINE,
+        "mano": MANO,
+        "all": VIDEO + TEST + LINT + BASELINE + MANO,
     },
     entry_points={"console_scripts": ["vidihand = vidihand_ros.cli:main"]},
     cmdclass={"build_py": BuildPyWithInterfaces},

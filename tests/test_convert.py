@@ -242,6 +242,15 @@ def test_inspect_reports_episodes_keys_fps_and_hand_shares(
     assert "1 episodes, 30 frames" in table and "camera0_rgb" in table
 
 
+def test_inspect_says_no_estimate_rather_than_zero_share_for_frames_only(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "frames.zarr"
+    assert main(["convert", str(jpeg_bag(tmp_path, n=4).path), "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--json"]) == 0
+    (episode,) = json.loads(capsys.readouterr().out)["episodes"]
+    assert episode["left_hand_share"] is None and episode["right_hand_share"] is None
+
+
 # --- bad input: one-line error naming the place, non-zero exit, dataset unchanged ---------------
 
 

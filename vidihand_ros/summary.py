@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from vidihand_ros.dataset.reader import DatasetReader
+from vidihand_ros.dataset.schema import hand_key
 from vidihand_ros.types import HAND_SIDES
 
 
@@ -21,7 +22,7 @@ def summarise(path: Path) -> dict[str, Any]:
                 "episode": i,
                 "frames": int(end - start),
                 "fps": _round(reader.fps(i)),
-                **{f"{side}_hand_share": _round(reader.hand_share(i, side)) for side in HAND_SIDES},
+                **{f"{side}_hand_share": _hand_share(reader, i, side) for side in HAND_SIDES},
                 "source": source.get("path", "") if isinstance(source, dict) else str(source),
             }
         )
@@ -37,6 +38,14 @@ def summarise(path: Path) -> dict[str, Any]:
         "keys": keys,
         "attrs": reader.attrs,
     }
+
+
+def _hand_share(reader: DatasetReader, episode: int, side: str) -> float | None:
+    """Share of frames where the hand was seen; None when nothing was estimated (frames-only)."""
+    valid = hand_key(side, "valid")
+    if valid in reader.keys and not reader.episode(episode, keys=[valid])[valid].any():
+        return None
+    return _round(reader.hand_share(episode, side))
 
 
 def _round(value: float | None) -> float | None:

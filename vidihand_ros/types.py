@@ -145,6 +145,8 @@ class HandPose:
     keypoints_2d: NDArray[np.float32] = field(default_factory=lambda: _nan(NUM_JOINTS, 2))
     #: Wrist orientation in the camera frame (axis-angle); equals `global_orient` for MANO output.
     wrist_orient: NDArray[np.float32] = field(default_factory=lambda: _nan(3))
+    #: True when the values were interpolated across a short gap rather than observed.
+    filled: bool = False
 
     ARRAY_FIELDS = (
         "global_orient",

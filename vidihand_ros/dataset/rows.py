@@ -87,6 +87,7 @@ class RowBlock:
         a = self.arrays
         a[hand_key(side, "valid")][k] = True
         a[hand_key(side, "presence")][k] = hand.presence
+        a[hand_key(side, "filled")][k] = hand.filled
         for field, _, _ in HAND_FIELDS:
             value = getattr(hand, _HAND_SOURCES.get(field, field))
             if field == "keypoints_2d" and scale != (1.0, 1.0):

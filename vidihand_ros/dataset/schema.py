@@ -96,6 +96,13 @@ def _hand_specs(side: str) -> list[KeySpec]:
             0.0,
             f"Estimated probability (0..1) that the {side} hand is in view; 0 without an estimate.",
         ),
+        KeySpec(
+            hand_key(side, "filled"),
+            np.dtype(np.bool_),
+            (),
+            False,
+            f"True when the {side} hand's values were interpolated across a short gap, not observed.",
+        ),
     ]
     specs += [_f32(hand_key(side, field), shape, desc) for field, shape, desc in HAND_FIELDS]
     return specs
