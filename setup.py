@@ -35,6 +35,8 @@ class BuildPyWithInterfaces(build_py):
 # (zarr format 2) with zarr-python 2.18 behind `vidihand_ros.dataset.zarr_compat`.
 CORE = [
     "numpy>=1.24",
+    # One implementation of array math for numpy (core) and torch (model), e.g. the translation solve.
+    "array-api-compat>=1.11",
     "scipy>=1.10",
     "rosbags>=0.11.9,<0.12",
     "rosbags-image[opencv-headless]>=0.10.4,<0.11",
