@@ -399,3 +399,18 @@ def test_downstream_replay_buffer_layout(tmp_path: Path) -> None:
     assert ends.dtype == np.int64 and ends.shape == (1,)
     for key in root["data"].array_keys():
         assert root["data"][key].shape[0] == 8, key
+
+
+def test_eval_command_scores_a_prediction_against_itself_as_perfect(tmp_path: Path, capsys) -> None:
+    bag = jpeg_bag(tmp_path, n=12)
+    pred, gt = tmp_path / "pred.zarr", tmp_path / "gt.zarr"
+    for out in (pred, gt):
+        assert main(["convert", str(bag.path), "-o", str(out), "-q", "--estimator", STAMP_ESTIMATOR]) == 0
+    capsys.readouterr()
+
+    assert main(["eval", str(pred), str(gt), "--json"]) == 0
+
+    both = json.loads(capsys.readouterr().out)["metrics"]["both"]
+    assert both["mpjpe"] == pytest.approx(0.0, abs=1e-6)
+    assert both["ct"] == pytest.approx(0.0, abs=1e-6)
+    assert both["facc"] == 1.0

@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_convert(commands)
     _add_inspect(commands)
+    _add_eval(commands)
     return parser
 
 
@@ -149,6 +150,35 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", type=Path, metavar="DATASET")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(run=_run_inspect)
+
+
+def _add_eval(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "eval",
+        help="score predicted poses against ground truth (the paper's table columns)",
+        description=(
+            "Compare a dataset of predicted poses (e.g. from `vidihand convert --estimator ...`) with a "
+            "dataset holding ground truth in the same keys (e.g. from `vidihand import`), matching frames "
+            "by stamp. Prints MPJPE(-p), PA-MPJPE(-p), MRRPE, Acc-Err, Jitter, FAcc, 2D EPE, CT and the "
+            "HOT3D-style MPJPE-19 and PCK-AUC."
+        ),
+    )
+    p.add_argument("pred", type=Path, metavar="PRED", help="dataset with predicted poses")
+    p.add_argument("gt", type=Path, metavar="GT", help="dataset with ground-truth poses")
+    p.add_argument("--fps", type=float, help="frame rate for Acc-Err/Jitter in mm/s² (default: from stamps)")
+    p.add_argument(
+        "--presence-threshold", type=float, default=0.5, help="presence at which a hand counts as detected"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from vidihand_ros.evaluation import run_eval
+
+    return run_eval(
+        args.pred, args.gt, json_out=args.json, fps=args.fps, presence_threshold=args.presence_threshold
+    )
 
 
 def _run_convert(args: argparse.Namespace) -> int:

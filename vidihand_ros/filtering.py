@@ -148,23 +148,13 @@ def fill_gaps(
 
 
 def jitter(positions: ArrayLike, fps: float | None = None) -> float:
-    """Mean jitter: the mean norm of the second difference over time, in mm/frame² (× 1000 from m).
+    """Jitter of any (T, ..., 3) trajectory in metres: `vidihand_ros.metrics.jitter` over its points.
 
-    `positions` is (T, ..., 3) in metres; every trailing point (joint, hand) and every frame triple
-    t-1, t, t+1 counts once, and triples touching a NaN are left out. With `fps` the result is
-    scaled by fps² to mm/s² (the same convention as `vidihand_ros.metrics.jitter`); without it,
-    it is the per-frame figure papers report. NaN with fewer than three frames or no complete triple.
+    mm/frame² without `fps`, mm/s² with it; NaN with fewer than three frames.
     """
-    if fps is not None and not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+    from vidihand_ros.metrics import jitter as joint_jitter
+
     p = np.asarray(positions, dtype=np.float64)
     if p.ndim < 2 or p.shape[-1] != 3:
         raise ValueError(f"expected positions of shape (T, ..., 3), got {p.shape}")
-    if p.shape[0] < 3:
-        return float("nan")
-    accel = np.linalg.norm(p[2:] - 2.0 * p[1:-1] + p[:-2], axis=-1)
-    accel = accel[np.isfinite(accel)]
-    if not accel.size:
-        return float("nan")
-    per_frame = float(accel.mean() * 1000.0)
-    return per_frame if fps is None else per_frame * float(fps) ** 2
+    return joint_jitter(p.reshape(p.shape[0], -1, 3), fps)
