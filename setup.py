@@ -69,6 +69,12 @@ BASELINE = [
     "jaxlib<=0.7.1",
     "ml_dtypes>=0.5,<0.6",
 ]
+# The ViDiHand model: Wan2.1-VACE / Wan2.2 backbone through diffusers, LoRA through peft, weights
+# and checkpoints through safetensors (never pickles). torch is pinned: an unpinned torch pulls a
+# multi-GB CUDA build; GPU servers install their own CUDA torch first (see README).
+MODEL = ["torch==2.13.0", "diffusers==0.42.1", "peft==0.21.2", "safetensors>=0.4", "accelerate>=1.0"]
+# Reading training/evaluation datasets (EgoDex stores its annotations in HDF5).
+TRAIN = ["h5py>=3.10"]
 # MANO fitting for the baseline (and the ViDiHand model's MANO layer).
 MANO = ["torch==2.13.0", "smplx==0.1.28"]
 
@@ -88,7 +94,9 @@ setup(
         "dev": VIDEO + TEST + LINT,
         "baseline": BASELINE,
         "mano": MANO,
-        "all": VIDEO + TEST + LINT + BASELINE + MANO,
+        "train": TRAIN,
+        "model": MODEL + MANO,
+        "all": VIDEO + TEST + LINT + BASELINE + MANO + TRAIN + MODEL,
     },
     entry_points={"console_scripts": ["vidihand = vidihand_ros.cli:main"]},
     cmdclass={"build_py": BuildPyWithInterfaces},

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(commands)
     _add_inspect(commands)
     _add_eval(commands)
+    _add_import(commands)
     return parser
 
 
@@ -171,6 +172,58 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=_run_eval)
+
+
+def _add_import(commands: argparse._SubParsersAction) -> None:
+    from vidihand_ros.training_data import LOADERS
+
+    p = commands.add_parser(
+        "import",
+        help="import a public hand dataset's ground truth (ARCTIC, HOT3D, EgoDex, HOI4D) as a dataset",
+        description=(
+            "Read sequences of a public dataset in its published on-disk layout (see README, 'Training "
+            "and evaluation data') and write frames and ground-truth poses, one episode per sequence, "
+            "in the same Zarr layout `convert` writes; `vidihand eval PRED GT` compares against it."
+        ),
+    )
+    p.add_argument(
+        "kind", choices=sorted(LOADERS), metavar="KIND", help=f"one of {', '.join(sorted(LOADERS))}"
+    )
+    p.add_argument("root", type=Path, metavar="ROOT", help="the dataset's root folder")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="DATASET")
+    p.add_argument("--sequence", action="append", metavar="NAME", help="only this sequence (repeatable)")
+    p.add_argument("--camera", help="camera/view to read (ARCTIC view index, HOT3D stream id)")
+    p.add_argument(
+        "--mano-dir",
+        type=Path,
+        help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (needed for some conversions)",
+    )
+    p.add_argument("--image-size", metavar="WxH", help="resize frames (needed when sequences differ in size)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true")
+    mode.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=_run_import)
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from vidihand_ros.training_data import import_main
+
+    camera: str | int | None = args.camera
+    if isinstance(camera, str) and camera.isdigit():
+        camera = int(camera)
+    episodes = import_main(
+        args.kind,
+        args.root,
+        args.output,
+        args.sequence,
+        camera=camera,
+        mano_dir=args.mano_dir,
+        image_size=_image_size(args.image_size) if args.image_size else None,
+        mode="a" if args.append else "w",
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {len(episodes)} episode(s) of {args.kind} ground truth to {args.output}")
+    return 0
 
 
 def _run_eval(args: argparse.Namespace) -> int:

@@ -152,7 +152,7 @@ def evaluate(
     gt_frames = matched_frames = matched_episodes = 0
     for i in range(gt_r.num_episodes):
         g = gt_r.episode(i, keys)
-        p, matched = _matched_prediction(pred_r, pred_stamps, g["stamp_ns"], keys)
+        p, matched = _matched_prediction(pred_r, pred_stamps, g["stamp_ns"], keys, preferred=i)
         gt_frames += len(matched)
         matched_frames += int(matched.sum())
         matched_episodes += bool(matched.any())
@@ -195,9 +195,17 @@ def _keypoint_scale(pred: DatasetReader, gt: DatasetReader) -> tuple[tuple[float
 
 
 def _matched_prediction(
-    pred: DatasetReader, pred_stamps: list[NDArray[np.int64]], stamps: NDArray[np.int64], keys: list[str]
+    pred: DatasetReader,
+    pred_stamps: list[NDArray[np.int64]],
+    stamps: NDArray[np.int64],
+    keys: list[str],
+    preferred: int,
 ) -> tuple[Arrays, NDArray[np.bool_]]:
-    """PRED rows for each GT stamp (missing: invalid, NaN), from the best-overlapping episodes first."""
+    """PRED rows for each GT stamp (missing: invalid, NaN), from the best-overlapping episodes first.
+
+    Among equally overlapping PRED episodes the one at the GT episode's own index (`preferred`)
+    wins: sequences imported from video often all start at stamp 0, so stamps alone are ambiguous.
+    """
     n = len(stamps)
     out: Arrays = {}
     for key in keys:
@@ -210,7 +218,7 @@ def _matched_prediction(
             out[key] = np.full((n, *spec.shape[1:]), np.nan, dtype=np.float64)
     matched = np.zeros(n, dtype=bool)
     overlaps = [int(np.isin(stamps, s).sum()) for s in pred_stamps]
-    for j in sorted(range(len(overlaps)), key=lambda j: -overlaps[j]):
+    for j in sorted(range(len(overlaps)), key=lambda j: (-overlaps[j], j != preferred)):
         if overlaps[j] == 0 or matched.all():
             break
         order = np.argsort(pred_stamps[j], kind="stable")

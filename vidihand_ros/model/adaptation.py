@@ -1,0 +1,320 @@
+"""Hand-overlay adaptation: teach the video model to generate its input with the hands drawn on.
+
+The objective (ViDiHand, "hand-overlay rendering"): for a raw window V and its overlaid copy
+O = V blended with a semi-transparent hand render (`overlay`), train the video model with its own
+flow-matching loss to generate O conditioned on V:
+
+    x₀ = VAE(O),   c = context(V)  (VACE: [VAE(0), VAE(V), mask]; in-context: VAE(V)),
+    σ ~ p(σ),  ε ~ N(0, I),  x_σ = (1 − σ)·x₀ + σ·ε,
+    L = ‖ f_θ(x_σ, 1000·σ, c, prompt) − (ε − x₀) ‖²       (the *full* transformer, all blocks).
+
+Only the trainable part θ (VACE branch or LoRA) changes. Since O differs from V only by the
+overlay, the cheapest way to lower the loss is to learn where the hands are — including hidden
+ones, which are drawn too — and that is the knowledge the block-L features then carry.
+
+p(σ): logit-normal by default (σ = sigmoid(n), n ~ N(0, 1): most weight at mid noise, around the
+τ = 0.7 the features are read at), or uniform; optionally time-shifted (`AdaptationConfig`).
+
+Stages: 1 = skeleton overlay from 21 keypoints, 2 = MANO mesh overlay (`AdaptationConfig.stage`);
+stage 2 usually starts from the stage-1 weights (`init_from`).
+
+The loop is plain torch: AdamW on the trainable parameters, linear warm-up, gradient clipping,
+bf16 autocast on CUDA (keep trainable weights float32: set the backbone `dtype` to float32 for
+training), checkpoints every `checkpoint_every` steps (`checkpoint`). Resumable and exactly
+reproducible: the batch and the noise of step s are drawn from generators seeded by (seed, s),
+so a resumed run continues with the same batches and noise it would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from torch import Tensor
+
+from vidihand_ros.errors import InputError
+from vidihand_ros.model.backbone import Backbone
+from vidihand_ros.model.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    step_directory,
+)
+from vidihand_ros.model.config import AdaptationConfig
+from vidihand_ros.model.flow import add_noise, sample_sigmas, velocity_target
+from vidihand_ros.model.overlay import OverlayRenderer, OverlayWindow
+
+__all__ = [
+    "AdaptationTrainer",
+    "TrainResult",
+    "flow_matching_loss",
+    "frames_to_video",
+    "make_batch",
+    "overlay_flow_loss",
+    "train_adaptation",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def frames_to_video(frames: NDArray[np.uint8]) -> Tensor:
+    """(T, H, W, 3) uint8 RGB → (3, T, H, W) float32 in [−1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float()
+    return t.div_(127.5).sub_(1.0)
+
+
+def make_batch(windows: Sequence[OverlayWindow], renderer: OverlayRenderer) -> tuple[Tensor, Tensor]:
+    """Raw and overlaid videos of a batch of windows, each (B, 3, T, H, W) in [−1, 1]."""
+    raw = torch.stack([frames_to_video(w.frames) for w in windows])
+    overlaid = torch.stack([frames_to_video(renderer.render_window(w)) for w in windows])
+    return raw, overlaid
+
+
+def flow_matching_loss(
+    backbone: Backbone, x0: Tensor, context: Tensor | None, *, sigma: Tensor, noise: Tensor
+) -> Tensor:
+    """Mean squared error between the full transformer's velocity and ε − x₀ at noise levels σ."""
+    noise = noise.to(x0.device)
+    sigma = sigma.to(x0.device)
+    x_sigma = add_noise(x0, noise, sigma)
+    prediction = backbone.velocity(x_sigma, sigma, context)
+    return F.mse_loss(prediction.float(), velocity_target(x0, noise))
+
+
+def overlay_flow_loss(
+    backbone: Backbone,
+    raw: Tensor,
+    overlaid: Tensor,
+    *,
+    sigma: Tensor,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The flow-matching loss of generating `overlaid` conditioned on `raw` (both (B, 3, T, H, W)).
+
+    `sigma` (B,) are the noise levels; `noise` ε (shaped like the latents) is drawn with
+    `generator` on CPU if not given. Returns the mean squared velocity error (a scalar).
+    """
+    x0 = backbone.encode(overlaid)
+    context = backbone.context(raw)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator)
+    return flow_matching_loss(backbone, x0, context, sigma=sigma, noise=noise)
+
+
+@dataclass
+class TrainResult:
+    """Losses of the steps run by this call (step numbers `first_step`…), and the last checkpoint."""
+
+    losses: list[float] = field(default_factory=list)
+    first_step: int = 0
+    step: int = 0
+    checkpoint: Path | None = None
+
+
+class AdaptationTrainer:
+    """The resumable adaptation loop over a sequence of `OverlayWindow`s.
+
+    Args:
+        backbone: the backbone to adapt (its trainable parameters are optimised).
+        dataset: windows with hand annotations for the configured stage.
+        config: training hyper-parameters and the stage.
+        checkpoint_dir: where `step-XXXXXXXX/` checkpoints go; if it already holds one, training
+            resumes from the latest (weights, optimizer, step, RNG).
+        init_from: a checkpoint directory whose trainable weights start a *new* run (stage 2 from
+            stage 1); ignored when resuming.
+        model_config: JSON-able model description stored in the checkpoints.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        dataset: Sequence[OverlayWindow],
+        config: AdaptationConfig,
+        *,
+        checkpoint_dir: str | Path | None = None,
+        init_from: str | Path | None = None,
+        model_config: dict[str, Any] | None = None,
+    ) -> None:
+        if len(dataset) == 0:
+            raise InputError("the adaptation dataset is empty")
+        if backbone.config.conditioning == "none":
+            raise InputError("the adaptation objective needs a conditioning ('vace' or 'in_context')")
+        self.backbone = backbone
+        self.dataset = dataset
+        self.config = config
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.model_config = (
+            model_config if model_config is not None else {"backbone": backbone.config.to_dict()}
+        )
+        self.renderer = OverlayRenderer(config.stage, alpha=config.overlay_alpha)
+        self.params = [p for _, p in backbone.trainable_named_parameters()]
+        if not self.params:
+            raise InputError("the backbone has no trainable parameters (trainable = 'none')")
+        if any(p.dtype != torch.float32 for p in self.params):
+            logger.warning("trainable weights are not float32; AdamW updates will lose precision")
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay
+        )
+        self.step = 0
+        self._cache: dict[int, tuple[Tensor, Tensor | None]] = {}
+        resumed = self.checkpoint_dir is not None and latest_checkpoint(self.checkpoint_dir) is not None
+        if resumed:
+            assert self.checkpoint_dir is not None
+            self.resume(latest_checkpoint(self.checkpoint_dir))  # type: ignore[arg-type]
+        elif init_from is not None:
+            backbone.load_trainable_state_dict(load_checkpoint(init_from).model_state)
+
+    # Determinism: everything random about step s comes from (seed, s).
+
+    def _batch_indices(self, step: int) -> list[int]:
+        rng = np.random.default_rng([self.config.seed, step])
+        n = len(self.dataset)
+        size = self.config.batch_size
+        return rng.choice(n, size=size, replace=size > n).tolist()
+
+    def _generator(self, step: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + step + 1)
+
+    def _lr(self, step: int) -> float:
+        if self.config.warmup_steps <= 0:
+            return self.config.lr
+        return self.config.lr * min(1.0, (step + 1) / self.config.warmup_steps)
+
+    def _autocast(self) -> Any:
+        device = self.backbone.device
+        enabled = self.config.bf16_autocast and device.type == "cuda"
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _latents(self, index: int) -> tuple[Tensor, Tensor | None]:
+        """(x₀ of the overlaid window, conditioning of the raw window) for dataset item `index`.
+
+        Rendering and VAE encoding are deterministic, so with `cache_latents` they run once per
+        window (memory: two latent videos per window, ≈ 14 MB at 81 × 480 × 672).
+        """
+        if index in self._cache:
+            return self._cache[index]
+        window = self.dataset[index]
+        raw, overlaid = make_batch([window], self.renderer)
+        with self._autocast():
+            x0 = self.backbone.encode(overlaid)
+            context = self.backbone.context(raw)
+        if self.config.cache_latents:
+            self._cache[index] = (x0, context)
+        return x0, context
+
+    def loss_at(self, step: int) -> Tensor:
+        """The loss of `step`'s batch and noise with the current weights (no update)."""
+        pairs = [self._latents(i) for i in self._batch_indices(step)]
+        x0 = torch.cat([p[0] for p in pairs])
+        context = None if pairs[0][1] is None else torch.cat([p[1] for p in pairs if p[1] is not None])
+        gen = self._generator(step)
+        cfg = self.config
+        sigma = sample_sigmas(
+            x0.shape[0],
+            method=cfg.sigma_sampling,
+            logit_mean=cfg.logit_mean,
+            logit_std=cfg.logit_std,
+            shift=cfg.shift,
+            sigma_min=cfg.sigma_min,
+            sigma_max=cfg.sigma_max,
+            generator=gen,
+        )
+        noise = torch.randn(x0.shape, generator=gen)
+        with self._autocast():
+            return flow_matching_loss(self.backbone, x0, context, sigma=sigma, noise=noise)
+
+    def train_step(self) -> float:
+        """One optimisation step; returns its loss."""
+        self.backbone.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr(self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_at(self.step)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite adaptation loss at step {self.step}")
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def run(
+        self, steps: int | None = None, *, on_step: Callable[[int, float], None] | None = None
+    ) -> TrainResult:
+        """Train until `config.steps` (or `steps` more steps), checkpointing on the way."""
+        end = self.config.steps if steps is None else self.step + steps
+        result = TrainResult(first_step=self.step, step=self.step)
+        every = self.config.checkpoint_every
+        while self.step < end:
+            loss = self.train_step()
+            result.losses.append(loss)
+            if on_step is not None:
+                on_step(self.step, loss)
+            if self.checkpoint_dir is not None and every > 0 and self.step % every == 0:
+                result.checkpoint = self.save()
+        if self.checkpoint_dir is not None and result.losses and (every <= 0 or self.step % every):
+            result.checkpoint = self.save()
+        result.step = self.step
+        return result
+
+    def save(self) -> Path:
+        """Checkpoint the current state as `checkpoint_dir/step-XXXXXXXX`; prune old ones."""
+        if self.checkpoint_dir is None:
+            raise InputError("no checkpoint directory configured")
+        path = save_checkpoint(
+            step_directory(self.checkpoint_dir, self.step),
+            self.backbone.trainable_state_dict(),
+            self.optimizer,
+            self.step,
+            {"model": self.model_config, "adaptation": self.config.to_dict()},
+            extra={"stage": self.config.stage, "kind": "adaptation"},
+        )
+        keep = self.config.keep_checkpoints
+        if keep > 0:
+            for old in list_checkpoints(self.checkpoint_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def resume(self, path: str | Path) -> None:
+        """Load weights, optimizer state, step and RNG from a checkpoint of this run."""
+        ckpt = load_checkpoint(path)
+        stage = ckpt.extra.get("stage")
+        if stage is not None and stage != self.config.stage:
+            raise InputError(
+                f"checkpoint is from stage {stage!r}, this run is {self.config.stage!r}; "
+                "start stage 2 with init_from= and a new checkpoint directory",
+                source=path,
+            )
+        self.backbone.load_trainable_state_dict(ckpt.model_state)
+        if ckpt.optimizer_state is not None:
+            self.optimizer.load_state_dict(ckpt.optimizer_state)
+        self.step = ckpt.step
+        if ckpt.rng is not None:
+            restore_rng(ckpt.rng)
+        logger.info("resumed adaptation at step %d from %s", self.step, path)
+
+
+def train_adaptation(
+    backbone: Backbone,
+    dataset: Sequence[OverlayWindow],
+    config: AdaptationConfig,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    init_from: str | Path | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Run (or resume) adaptation training to `config.steps`; see `AdaptationTrainer`."""
+    trainer = AdaptationTrainer(backbone, dataset, config, checkpoint_dir=checkpoint_dir, init_from=init_from)
+    return trainer.run(on_step=on_step)
