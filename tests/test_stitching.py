@@ -360,3 +360,12 @@ def test_windower_and_stitcher_emit_every_frame_once_in_order(
             assert_array_equal(fp.right.transl, expected.transl)
         else:
             assert fp.right is None
+
+
+def test_filled_flag_survives_blending_only_when_no_window_observed_the_hand() -> None:
+    observed = HandPose(presence=0.9)
+    filled = HandPose(presence=0.9, filled=True)
+    blended = blend_hands([(1.0, filled), (2.0, filled)])
+    assert blended is not None and blended.filled
+    mixed = blend_hands([(1.0, filled), (2.0, observed)])
+    assert mixed is not None and not mixed.filled

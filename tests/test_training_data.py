@@ -7,6 +7,7 @@ passes when it gives the chosen values back, and a written dataset holds exactly
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import sys
 from pathlib import Path
@@ -387,7 +388,12 @@ def test_hot3d_without_mano_and_test_clips(tmp_path: Path, mano: dict[str, ManoM
 
 # -- EgoDex --------------------------------------------------------------------------------------
 
+needs_h5py = pytest.mark.skipif(
+    importlib.util.find_spec("h5py") is None, reason="EgoDex is HDF5: needs the [train] extra (h5py)"
+)
 
+
+@needs_h5py
 def test_egodex_episode(tmp_path: Path) -> None:
     fx = write_egodex(tmp_path)
     loader = EgoDexLoader()
@@ -415,6 +421,7 @@ def test_egodex_episode(tmp_path: Path) -> None:
         loader.load(tmp_path, fx.name, camera=1)
 
 
+@needs_h5py
 def test_egodex_short_video_is_an_error(tmp_path: Path) -> None:
     fx = write_egodex(tmp_path)
     seq = EgoDexLoader().load(tmp_path, fx.name)

@@ -95,6 +95,12 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="option for the estimator",
     )
+    est.add_argument(
+        "--mano-dir",
+        type=Path,
+        help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl: the estimator fills the MANO keys (same as "
+        "--estimator-option mano_dir=...)",
+    )
     est.add_argument("--window", type=int, default=81, help="frames per window (default 81)")
     est.add_argument(
         "--stride", type=int, help="frames between window starts (default: --window; smaller overlaps)"
@@ -260,7 +266,10 @@ def _run_convert(args: argparse.Namespace) -> int:
         raise InputError(
             f"--stride {options.stride} is larger than --window {options.window}: frames would be lost"
         )
-    estimator = create_estimator(args.estimator, parse_options(args.estimator_option))
+    estimator_options = parse_options(args.estimator_option)
+    if args.mano_dir is not None:
+        estimator_options["mano_dir"] = str(args.mano_dir)
+    estimator = create_estimator(args.estimator, estimator_options)
     try:
         with _progress(enabled=not args.quiet) as progress:
             report = convert(

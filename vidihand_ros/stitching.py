@@ -106,7 +106,10 @@ def blend_hands(estimates: Sequence[tuple[float, HandPose]]) -> HandPose | None:
     joints = stacked("hand_pose")
     blended["hand_pose"] = np.stack([_mean_rotvec(joints[:, j], value_w) for j in range(joints.shape[1])])
     arrays = {name: value.astype(np.float32) for name, value in blended.items()}
-    return HandPose(presence=float(_weighted_mean(presence, pos_w)), **arrays)
+    # Interpolated only if no window actually observed the hand in this frame.
+    observed = [h for h in hands if not h.filled and h.presence > 0]
+    filled = not observed and any(h.filled for h in hands)
+    return HandPose(presence=float(_weighted_mean(presence, pos_w)), filled=filled, **arrays)
 
 
 @dataclass

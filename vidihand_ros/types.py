@@ -143,7 +143,9 @@ class HandPose:
     transl: NDArray[np.float32] = field(default_factory=lambda: _nan(3))
     joints_3d: NDArray[np.float32] = field(default_factory=lambda: _nan(NUM_JOINTS, 3))
     keypoints_2d: NDArray[np.float32] = field(default_factory=lambda: _nan(NUM_JOINTS, 2))
-    #: Wrist orientation in the camera frame (axis-angle); equals `global_orient` for MANO output.
+    #: Wrist orientation in the camera frame (axis-angle): the palm frame of
+    #: `vidihand_ros.geometry.palm` (x along the fingers, z out of the back of the hand), computed
+    #: from the joints the same way for every estimator, so datasets from different ones agree.
     wrist_orient: NDArray[np.float32] = field(default_factory=lambda: _nan(3))
     #: True when the values were interpolated across a short gap rather than observed.
     filled: bool = False

@@ -72,7 +72,12 @@ HAND_FIELDS: tuple[tuple[str, tuple[int, ...], str], ...] = (
         "21 joints in pixels (x, y) of the stored image (scaled with it when images were resized).",
     ),
     ("wrist_pos", (3,), f"Wrist (joint 0) position in metres, {_CAM}."),
-    ("wrist_rot_axis_angle", (3,), f"Wrist orientation, axis-angle in radians, {_CAM}."),
+    (
+        "wrist_rot_axis_angle",
+        (3,),
+        f"Wrist (palm frame: x along the fingers, z out of the back of the hand) orientation, axis-angle "
+        f"in radians, {_CAM}.",
+    ),
 )
 
 

@@ -16,7 +16,10 @@ from vidihand_ros.estimators.base import EstimatorInfo, PoseEstimator
 __all__ = ["BUILTIN_ESTIMATORS", "EstimatorInfo", "PoseEstimator", "create_estimator", "parse_options"]
 
 #: name → "module:factory"; filled in as estimators land (mediapipe, vidihand, remote).
-BUILTIN_ESTIMATORS: dict[str, str] = {}
+BUILTIN_ESTIMATORS: dict[str, str] = {
+    # MediaPipe Hands baseline (CPU, needs the `[baseline]` extra).
+    "mediapipe": "vidihand_ros.estimators.mediapipe_hands:create",
+}
 
 FRAMES_ONLY = ("none", "frames-only")
 
