@@ -426,7 +426,9 @@ def test_visualize_command_draws_both_sides_on_a_real_photo(tmp_path: Path) -> N
 
     out = tmp_path / "hands.png"
     assert main([str(DATA / "hamer_test5.jpg"), "-o", str(out), "--crop", "150,300,1050,1300"]) == 0
-    picture = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    written = cv2.imread(str(out))
+    assert written is not None
+    picture = cv2.cvtColor(written, cv2.COLOR_BGR2RGB)
     assert picture.shape == (1000, 900, 3)
     for side, box in (("right", T5_RIGHT), ("left", T5_LEFT)):
         x0, y0, x1, y1 = (int(v) for v in box)

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect(commands)
     _add_eval(commands)
     _add_import(commands)
+    _add_model(commands)
     return parser
 
 
@@ -94,6 +95,11 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="option for the estimator",
+    )
+    est.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="model checkpoint directory for --estimator vidihand (`vidihand model init`)",
     )
     est.add_argument(
         "--mano-dir",
@@ -232,6 +238,42 @@ def _run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_model(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("model", help="ViDiHand model checkpoints (needs the [model] extra)")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    init = verbs.add_parser(
+        "init",
+        help="write a randomly initialised checkpoint (safetensors + JSON) of a model config",
+        description=(
+            "Build the model from a preset (tiny, wan21-vace-1.3b, wan22-5b-lora) or a JSON config with "
+            "random weights and save it as a checkpoint directory that `--estimator vidihand "
+            "--checkpoint DIR` and training load. Real pretrained backbone weights can be loaded into "
+            "it from a local diffusers folder with --pretrained."
+        ),
+    )
+    init.add_argument("--config", required=True, help="preset name or JSON config file")
+    init.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
+    init.add_argument(
+        "--pretrained", type=Path, help="local diffusers-format folder or safetensors of the backbone"
+    )
+    init.add_argument("--seed", type=int, default=0)
+    init.set_defaults(run=_run_model_init)
+
+
+def _run_model_init(args: argparse.Namespace) -> int:
+    from vidihand_ros.model.config import ViDiHandConfig, preset, preset_names
+
+    config = (
+        preset(args.config) if args.config in preset_names() else ViDiHandConfig.from_json(Path(args.config))
+    )
+    from vidihand_ros.model.vidihand import build_model, checkpoint_sha256, save_model
+
+    model = build_model(config, seed=args.seed, pretrained=args.pretrained)
+    path = save_model(model, args.output)
+    print(f"wrote {config.name} checkpoint to {path} (sha256 {checkpoint_sha256(path)[:12]})")
+    return 0
+
+
 def _run_eval(args: argparse.Namespace) -> int:
     from vidihand_ros.evaluation import run_eval
 
@@ -267,8 +309,9 @@ def _run_convert(args: argparse.Namespace) -> int:
             f"--stride {options.stride} is larger than --window {options.window}: frames would be lost"
         )
     estimator_options = parse_options(args.estimator_option)
-    if args.mano_dir is not None:
-        estimator_options["mano_dir"] = str(args.mano_dir)
+    for flag in ("mano_dir", "checkpoint"):
+        if getattr(args, flag) is not None:
+            estimator_options[flag] = str(getattr(args, flag))
     estimator = create_estimator(args.estimator, estimator_options)
     try:
         with _progress(enabled=not args.quiet) as progress:

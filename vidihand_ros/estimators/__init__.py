@@ -19,6 +19,8 @@ __all__ = ["BUILTIN_ESTIMATORS", "EstimatorInfo", "PoseEstimator", "create_estim
 BUILTIN_ESTIMATORS: dict[str, str] = {
     # MediaPipe Hands baseline (CPU, needs the `[baseline]` extra).
     "mediapipe": "vidihand_ros.estimators.mediapipe_hands:create",
+    # ViDiHand in-process (needs the `[model]` extra, a checkpoint and MANO files; a GPU in practice).
+    "vidihand": "vidihand_ros.model.estimator:create",
 }
 
 FRAMES_ONLY = ("none", "frames-only")

@@ -44,9 +44,9 @@ from numpy.typing import NDArray
 from vidihand_ros.errors import InputError
 from vidihand_ros.estimators.base import EstimatorInfo
 from vidihand_ros.estimators.mediapipe_detector import MediaPipeHandDetector, RawHand
-from vidihand_ros.geometry.palm import palm_orientation
 from vidihand_ros.filtering import OneEuroFilter, fill_gaps
 from vidihand_ros.geometry.distortion import undistort_points
+from vidihand_ros.geometry.palm import palm_orientation
 from vidihand_ros.geometry.translation import solve_translation
 from vidihand_ros.tracking import Detection, HandTracker
 from vidihand_ros.types import HAND_SIDES, NUM_JOINTS, Frame, FramePoses, HandPose, Window

@@ -1,0 +1,509 @@
+"""Training the pose decoder on frozen backbone features.
+
+The backbone is frozen while the decoder trains, so its features are a pure function of the window
+(and the noise draw): they can be computed once (`precompute_examples`), stored as safetensors
+(`DecoderExample.save`, `ExampleDirectory`), and the decoder then trains at the speed of a small
+transformer instead of a 1.3 B-parameter one. The loop is AdamW with linear warm-up and cosine
+decay, gradient clipping, bf16 autocast on GPU, deterministic batches (everything random about step
+s comes from (seed, s)), and resumable safetensors checkpoints through `model.checkpoint` (weights,
+optimizer, step, RNG; never a pickle). MANO layers are not decoder state and never enter a
+checkpoint: the user brings the MANO files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from vidihand_ros.errors import InputError
+from vidihand_ros.model.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    step_directory,
+)
+from vidihand_ros.model.decoder import DecoderConfig, DecoderOutput, PoseDecoder
+from vidihand_ros.model.features import Features
+from vidihand_ros.model.losses import DecoderTargets, LossWeights, decoder_loss
+
+if TYPE_CHECKING:
+    from vidihand_ros.model.backbone import Backbone
+
+__all__ = [
+    "DecoderExample",
+    "DecoderTrainConfig",
+    "DecoderTrainResult",
+    "DecoderTrainer",
+    "ExampleDirectory",
+    "collate_examples",
+    "decoder_metrics",
+    "precompute_examples",
+    "train_decoder",
+]
+
+logger = logging.getLogger(__name__)
+
+EXAMPLE_FORMAT = "vidihand-decoder-example/1"
+_TARGET_FIELDS = tuple(f.name for f in fields(DecoderTargets))
+
+
+@dataclass
+class DecoderTrainConfig:
+    """Hyper-parameters of decoder training (the learning rate follows warm-up then cosine decay)."""
+
+    steps: int = 20_000
+    batch_size: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    warmup_steps: int = 500
+    #: The cosine schedule ends at lr × this at `steps`.
+    min_lr_ratio: float = 0.01
+    grad_clip: float = 1.0
+    loss: LossWeights = field(default_factory=LossWeights)
+    bf16_autocast: bool = True
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise InputError("need steps ≥ 0, batch_size ≥ 1 and lr > 0")
+        if isinstance(self.loss, Mapping):
+            self.loss = LossWeights(**self.loss)
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DecoderTrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"unknown decoder training keys: {unknown}")
+        d = dict(data)
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------------------------------
+# Examples: one window of precomputed features with its ground truth
+
+
+@dataclass
+class DecoderExample:
+    """One window: backbone tokens (F, Hp, Wp, C), its geometry, K (3, 3), targets (T, 2, ...)."""
+
+    tokens: Tensor
+    num_frames: int
+    image_size: tuple[int, int]
+    patch: tuple[int, int, int]
+    vae_scale: tuple[int, int, int]
+    K: Tensor
+    targets: DecoderTargets
+
+    @classmethod
+    def from_batch(cls, features: Features, K: Tensor, targets: DecoderTargets) -> list[DecoderExample]:
+        """Split a batch (features of B windows, K (B, 3, 3), batched targets) into examples."""
+        b = features.tokens.shape[0]
+        out = []
+        for i in range(b):
+            parts = {
+                name: (None if getattr(targets, name) is None else getattr(targets, name)[i].detach().cpu())
+                for name in _TARGET_FIELDS
+            }
+            out.append(
+                cls(
+                    tokens=features.tokens[i].detach().cpu(),
+                    num_frames=int(features.num_frames),
+                    image_size=(int(features.image_size[0]), int(features.image_size[1])),
+                    patch=_triple(features.patch),
+                    vae_scale=_triple(features.vae_scale),
+                    K=K[i].detach().cpu(),
+                    targets=DecoderTargets(**parts),  # type: ignore[arg-type]
+                )
+            )
+        return out
+
+    def _geometry(self) -> tuple[Any, ...]:
+        return (self.num_frames, self.image_size, self.patch, self.vae_scale, tuple(self.tokens.shape))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the example as one safetensors file (geometry in its metadata)."""
+        tensors = {"tokens": self.tokens.contiguous(), "K": self.K.contiguous()}
+        for name in _TARGET_FIELDS:
+            value = getattr(self.targets, name)
+            if value is not None:
+                tensors[f"targets.{name}"] = value.contiguous()
+        meta = {
+            "format": EXAMPLE_FORMAT,
+            "num_frames": str(self.num_frames),
+            "image_size": json.dumps(list(self.image_size)),
+            "patch": json.dumps(list(self.patch)),
+            "vae_scale": json.dumps(list(self.vae_scale)),
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> DecoderExample:
+        from safetensors import safe_open
+
+        path = Path(path)
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != EXAMPLE_FORMAT:
+            raise InputError(f"not a decoder example ({meta.get('format')!r})", source=path)
+        tensors = load_file(str(path))
+        parts = {name: tensors.get(f"targets.{name}") for name in _TARGET_FIELDS}
+        return cls(
+            tokens=tensors["tokens"],
+            num_frames=int(meta["num_frames"]),
+            image_size=_pair(json.loads(meta["image_size"])),
+            patch=_triple(json.loads(meta["patch"])),
+            vae_scale=_triple(json.loads(meta["vae_scale"])),
+            K=tensors["K"],
+            targets=DecoderTargets(**parts),  # type: ignore[arg-type]
+        )
+
+
+def _pair(x: Sequence[Any]) -> tuple[int, int]:
+    return (int(x[0]), int(x[1]))
+
+
+def _triple(x: Sequence[Any]) -> tuple[int, int, int]:
+    return (int(x[0]), int(x[1]), int(x[2]))
+
+
+class ExampleDirectory(Sequence[DecoderExample]):
+    """The `*.safetensors` examples of a folder, loaded lazily in name order."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.paths = sorted(self.directory.glob("*.safetensors"))
+        if not self.paths:
+            raise InputError("no decoder examples (*.safetensors) found", source=self.directory)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> DecoderExample:  # type: ignore[override]
+        return DecoderExample.load(self.paths[index])
+
+    def __iter__(self) -> Iterator[DecoderExample]:
+        for p in self.paths:
+            yield DecoderExample.load(p)
+
+
+def collate_examples(
+    examples: Sequence[DecoderExample], device: torch.device | str = "cpu"
+) -> tuple[Features, Tensor, DecoderTargets]:
+    """Stack examples of one geometry into (Features, K (B, 3, 3), DecoderTargets) on `device`.
+
+    An optional target present in some examples only is filled for the others with its
+    "unknown" value (NaN visibility, every frame counting).
+    """
+    first = examples[0]
+    for ex in examples[1:]:
+        if ex._geometry() != first._geometry():
+            raise InputError("a batch mixes windows of different geometry; batch by window size")
+    tokens = torch.stack([ex.tokens for ex in examples]).to(device)
+    K = torch.stack([ex.K for ex in examples]).to(device=device, dtype=torch.float32)
+    t = first.num_frames
+    parts: dict[str, Tensor | None] = {}
+    for name in _TARGET_FIELDS:
+        values = [getattr(ex.targets, name) for ex in examples]
+        if all(v is None for v in values):
+            parts[name] = None
+            continue
+        if name == "frame_mask":
+            filled = [torch.ones(t, dtype=torch.bool) if v is None else v.to(torch.bool) for v in values]
+        elif name == "visibility":
+            filled = [torch.full((t, 2, 21), float("nan")) if v is None else v.float() for v in values]
+        else:
+            if any(v is None for v in values):
+                raise InputError(f"target {name!r} missing from some examples")
+            filled = [v.float() for v in values if v is not None]
+        parts[name] = torch.stack(filled).to(device)
+    features = Features(
+        tokens=tokens,
+        num_frames=t,
+        image_size=first.image_size,
+        patch=first.patch,
+        vae_scale=first.vae_scale,
+    )
+    return features, K, DecoderTargets(**parts)  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def precompute_examples(
+    backbone: Backbone,
+    video: Tensor,
+    K: Tensor,
+    targets: DecoderTargets,
+    *,
+    tau: float | None = None,
+    layer: int | None = None,
+    generator: torch.Generator | None = None,
+) -> list[DecoderExample]:
+    """Run the frozen backbone once on a batch of windows (B, 3, T, H, W) and keep the features."""
+    from vidihand_ros.model.features import extract_features
+
+    features = extract_features(backbone, video, tau=tau, layer=layer, generator=generator)
+    return DecoderExample.from_batch(features, K, targets)
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics for monitoring (the evaluation protocol itself lives with the metrics)
+
+
+@torch.no_grad()
+def decoder_metrics(output: DecoderOutput, targets: DecoderTargets) -> dict[str, float]:
+    """Quick training monitors: MPJPE (camera frame and root-relative, mm) over present hands with
+    known joints, and presence accuracy over frames with a known label."""
+    gt = targets.joints_3d.to(output.joints_3d.device)
+    presence = targets.presence.to(output.presence.device)
+    present = torch.nan_to_num(presence, nan=0.0) > 0.5
+    if targets.frame_mask is not None:
+        present = present & targets.frame_mask.to(present.device)[:, :, None]
+    ok = present[..., None] & torch.isfinite(gt).all(dim=-1)
+    pred = output.joints_3d
+    err = (pred - torch.nan_to_num(gt)).norm(dim=-1)
+    rel = ((pred - pred[..., :1, :]) - torch.nan_to_num(gt - gt[..., :1, :])).norm(dim=-1)
+    ok_rel = ok & ok[..., :1]
+    known = torch.isfinite(presence)
+    correct = ((output.presence > 0.5) == (presence > 0.5)) & known
+
+    def mean(x: Tensor, m: Tensor) -> float:
+        n = int(m.sum())
+        return float(x[m].sum() / n) if n else float("nan")
+
+    return {
+        "mpjpe_mm": 1000.0 * mean(err, ok),
+        "mpjpe_rel_mm": 1000.0 * mean(rel, ok_rel),
+        "presence_acc": mean(correct.float(), known),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+
+
+@dataclass
+class DecoderTrainResult:
+    """Losses of the steps run by this call (step numbers `first_step`…), and the last checkpoint."""
+
+    losses: list[float] = field(default_factory=list)
+    first_step: int = 0
+    step: int = 0
+    checkpoint: Path | None = None
+    #: Unweighted loss terms of the last step.
+    last_terms: dict[str, float] = field(default_factory=dict)
+
+
+class DecoderTrainer:
+    """The resumable decoder training loop over precomputed `DecoderExample`s.
+
+    Args:
+        decoder: the decoder to train, with MANO layers attached; trained on its current device.
+        dataset: examples (all of one window geometry per batch; the simplest is one geometry).
+        config: hyper-parameters.
+        checkpoint_dir: where `step-XXXXXXXX/` checkpoints go; if it already holds one, training
+            resumes from the latest (weights, optimizer, step, RNG).
+        init_from: a decoder checkpoint whose weights start a *new* run; ignored when resuming.
+    """
+
+    def __init__(
+        self,
+        decoder: PoseDecoder,
+        dataset: Sequence[DecoderExample],
+        config: DecoderTrainConfig,
+        *,
+        checkpoint_dir: str | Path | None = None,
+        init_from: str | Path | None = None,
+    ) -> None:
+        if len(dataset) == 0:
+            raise InputError("the decoder training set is empty")
+        self.decoder = decoder
+        self.dataset = dataset
+        self.config = config
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.params = [p for p in decoder.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            self.params,
+            lr=config.lr,
+            betas=config.betas,
+            eps=config.eps,
+            weight_decay=config.weight_decay,
+            foreach=True,
+        )
+        self.step = 0
+        self.last_terms: dict[str, float] = {}
+        resume = latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir is not None else None
+        if resume is not None:
+            self.resume(resume)
+        elif init_from is not None:
+            decoder.load_state_dict(load_checkpoint(init_from).model_state)
+
+    @property
+    def device(self) -> torch.device:
+        return self.params[0].device
+
+    def _batch_indices(self, step: int) -> list[int]:
+        rng = np.random.default_rng([self.config.seed, step])
+        n = len(self.dataset)
+        size = self.config.batch_size
+        if size >= n:
+            return list(range(n))
+        return rng.choice(n, size=size, replace=False).tolist()
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up to `lr`, then cosine decay to `lr · min_lr_ratio` at `steps`."""
+        cfg = self.config
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        span = max(cfg.steps - cfg.warmup_steps, 1)
+        progress = min((step - cfg.warmup_steps) / span, 1.0)
+        floor = cfg.lr * cfg.min_lr_ratio
+        return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def _autocast(self) -> Any:
+        enabled = self.config.bf16_autocast and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def batch(self, step: int) -> tuple[Features, Tensor, DecoderTargets]:
+        return collate_examples([self.dataset[i] for i in self._batch_indices(step)], self.device)
+
+    def loss_at(self, step: int) -> tuple[Tensor, dict[str, Tensor], DecoderOutput, DecoderTargets]:
+        """Loss, its terms, the decoder output and the targets of `step`'s batch (no update)."""
+        features, K, targets = self.batch(step)
+        with self._autocast():
+            output = self.decoder(features, K, return_heatmaps=self.config.loss.heatmap > 0)
+        loss, terms = decoder_loss(output, targets, self.config.loss)
+        return loss, terms, output, targets
+
+    def train_step(self) -> float:
+        """One optimisation step; returns its loss."""
+        self.decoder.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, terms, _, _ = self.loss_at(self.step)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite decoder loss at step {self.step}: {terms}")
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        self.last_terms = {k: float(v) for k, v in terms.items()}
+        return float(loss.detach())
+
+    def run(
+        self, steps: int | None = None, *, on_step: Callable[[int, float], None] | None = None
+    ) -> DecoderTrainResult:
+        """Train until `config.steps` (or `steps` more steps), checkpointing on the way."""
+        end = self.config.steps if steps is None else self.step + steps
+        result = DecoderTrainResult(first_step=self.step, step=self.step)
+        every = self.config.checkpoint_every
+        while self.step < end:
+            loss = self.train_step()
+            result.losses.append(loss)
+            if on_step is not None:
+                on_step(self.step, loss)
+            if self.checkpoint_dir is not None and every > 0 and self.step % every == 0:
+                result.checkpoint = self.save()
+        if self.checkpoint_dir is not None and result.losses and (every <= 0 or self.step % every):
+            result.checkpoint = self.save()
+        result.step = self.step
+        result.last_terms = dict(self.last_terms)
+        return result
+
+    @torch.no_grad()
+    def evaluate(self, dataset: Sequence[DecoderExample] | None = None) -> dict[str, float]:
+        """`decoder_metrics` averaged over batches of `dataset` (default: the training set), eval mode."""
+        data = self.dataset if dataset is None else dataset
+        self.decoder.eval()
+        sums: dict[str, float] = {}
+        count = 0
+        size = self.config.batch_size
+        for start in range(0, len(data), size):
+            features, K, targets = collate_examples(
+                [data[i] for i in range(start, min(start + size, len(data)))], self.device
+            )
+            with self._autocast():
+                output = self.decoder(features, K)
+            for k, v in decoder_metrics(output, targets).items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+        return {k: v / count for k, v in sums.items()}
+
+    def save(self) -> Path:
+        """Checkpoint the current state as `checkpoint_dir/step-XXXXXXXX`; prune old ones."""
+        if self.checkpoint_dir is None:
+            raise InputError("no checkpoint directory configured")
+        path = save_checkpoint(
+            step_directory(self.checkpoint_dir, self.step),
+            self.decoder.state_dict(),
+            self.optimizer,
+            self.step,
+            {"decoder": self.decoder.config.to_dict(), "decoder_training": self.config.to_dict()},
+            extra={"kind": "decoder"},
+        )
+        keep = self.config.keep_checkpoints
+        if keep > 0:
+            for old in list_checkpoints(self.checkpoint_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def resume(self, path: str | Path) -> None:
+        """Load weights, optimizer state, step and RNG from a checkpoint of this run."""
+        ckpt = load_checkpoint(path, device=self.device)
+        if ckpt.extra.get("kind") not in (None, "decoder"):
+            raise InputError(f"not a decoder checkpoint (kind {ckpt.extra.get('kind')!r})", source=path)
+        saved = ckpt.config.get("decoder")
+        if saved is not None and DecoderConfig.from_dict(saved) != self.decoder.config:
+            raise InputError("checkpoint was written by a decoder of a different configuration", source=path)
+        self.decoder.load_state_dict(ckpt.model_state)
+        if ckpt.optimizer_state is not None:
+            self.optimizer.load_state_dict(ckpt.optimizer_state)
+        self.step = ckpt.step
+        if ckpt.rng is not None:
+            restore_rng(ckpt.rng)
+        logger.info("resumed decoder training at step %d from %s", self.step, path)
+
+
+def train_decoder(
+    decoder: PoseDecoder,
+    dataset: Sequence[DecoderExample],
+    config: DecoderTrainConfig,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    init_from: str | Path | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> DecoderTrainResult:
+    """Run (or resume) decoder training to `config.steps`; see `DecoderTrainer`."""
+    trainer = DecoderTrainer(decoder, dataset, config, checkpoint_dir=checkpoint_dir, init_from=init_from)
+    return trainer.run(on_step=on_step)
