@@ -22,7 +22,6 @@ Target (issue #8): ≥ 30 frames/s on one core without the MANO fit.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import cv2
 import imagecodecs
 import numpy as np
 
+from benchmarks.common import pin_to_one_core
 from vidihand_ros.types import CameraModel, Frame, Window
 
 WIDTH, HEIGHT = 640, 480
@@ -40,14 +40,6 @@ CAMERA = CameraModel.from_fxfycxcy(520.0, 520.0, 319.5, 239.5, width=WIDTH, heig
 PHOTO = Path(__file__).resolve().parent.parent / "tests" / "data" / "hamer_test5.jpg"
 CROP = (0, 300, 1200, 1200)  # x0, y0, x1, y1: a 4:3 cut around her hands
 TARGET_FPS = 30.0
-
-
-def pin_to_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        core = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {core})
-        return f"core {core}"
-    return "unpinned"
 
 
 def hand_frames(n: int) -> list[np.ndarray]:

@@ -14,7 +14,6 @@ Targets (issue #2): pass-through ≥ 1000 frames/s and ≥ 50% of the raw floor.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 from rosbags.highlevel import AnyReader
 
+from benchmarks.common import pin_to_one_core
 from tests.bagfactory import hand_photos, write_image_bag
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.imaging import encode_jpeg
@@ -33,14 +33,6 @@ from vidihand_ros.types import CameraModel
 
 WIDTH, HEIGHT = 640, 480
 CAMERA = CameraModel.from_fxfycxcy(520.0, 520.0, 320.0, 240.0, width=WIDTH, height=HEIGHT)
-
-
-def pin_to_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        core = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {core})
-        return f"core {core}"
-    return "unpinned"
 
 
 def jpeg_stream(n: int) -> Iterator[bytes]:

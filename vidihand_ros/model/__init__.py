@@ -12,6 +12,8 @@ Module map (one job each):
 - `synthetic`   — a tiny synthetic "moving blob hands" set for tests and smoke runs.
 - `adaptation`  — the hand-overlay flow-matching objective and its resumable training loop.
 - `checkpoint`  — safetensors + JSON checkpoints (never pickles).
+- `training`    — the resumable loop shared by adaptation and decoder training (`Trainer`: resume,
+                  checkpoint with retention, step loop).
 - `decoder`, `losses`, `ray_encoding`, `rotations` — the pose decoder and its parts.
 
 This package `__init__` imports nothing heavy: `config`, `overlay` and `synthetic` work without

@@ -28,9 +28,7 @@ so a resumed run continues with the same batches and noise it would have seen.
 from __future__ import annotations
 
 import logging
-import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +40,11 @@ from torch import Tensor
 
 from vidihand_ros.errors import InputError
 from vidihand_ros.model.backbone import Backbone
-from vidihand_ros.model.checkpoint import (
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    step_directory,
-)
+from vidihand_ros.model.checkpoint import Checkpoint
 from vidihand_ros.model.config import AdaptationConfig
 from vidihand_ros.model.flow import add_noise, sample_sigmas, velocity_target
 from vidihand_ros.model.overlay import OverlayRenderer, OverlayWindow
+from vidihand_ros.model.training import Trainer, TrainResult
 
 __all__ = [
     "AdaptationTrainer",
@@ -112,17 +104,7 @@ def overlay_flow_loss(
     return flow_matching_loss(backbone, x0, context, sigma=sigma, noise=noise)
 
 
-@dataclass
-class TrainResult:
-    """Losses of the steps run by this call (step numbers `first_step`…), and the last checkpoint."""
-
-    losses: list[float] = field(default_factory=list)
-    first_step: int = 0
-    step: int = 0
-    checkpoint: Path | None = None
-
-
-class AdaptationTrainer:
+class AdaptationTrainer(Trainer[AdaptationConfig, TrainResult]):
     """The resumable adaptation loop over a sequence of `OverlayWindow`s.
 
     Args:
@@ -135,6 +117,9 @@ class AdaptationTrainer:
             stage 1); ignored when resuming.
         model_config: JSON-able model description stored in the checkpoints.
     """
+
+    result_type = TrainResult
+    task_name = "adaptation"
 
     def __init__(
         self,
@@ -168,12 +153,11 @@ class AdaptationTrainer:
         )
         self.step = 0
         self._cache: dict[int, tuple[Tensor, Tensor | None]] = {}
-        resumed = self.checkpoint_dir is not None and latest_checkpoint(self.checkpoint_dir) is not None
-        if resumed:
-            assert self.checkpoint_dir is not None
-            self.resume(latest_checkpoint(self.checkpoint_dir))  # type: ignore[arg-type]
-        elif init_from is not None:
-            backbone.load_trainable_state_dict(load_checkpoint(init_from).model_state)
+        self._start(init_from)
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.device
 
     # Determinism: everything random about step s comes from (seed, s).
 
@@ -190,11 +174,6 @@ class AdaptationTrainer:
         if self.config.warmup_steps <= 0:
             return self.config.lr
         return self.config.lr * min(1.0, (step + 1) / self.config.warmup_steps)
-
-    def _autocast(self) -> Any:
-        device = self.backbone.device
-        enabled = self.config.bf16_autocast and device.type == "cuda"
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def _latents(self, index: int) -> tuple[Tensor, Tensor | None]:
         """(x₀ of the overlaid window, conditioning of the raw window) for dataset item `index`.
@@ -237,59 +216,28 @@ class AdaptationTrainer:
     def train_step(self) -> float:
         """One optimisation step; returns its loss."""
         self.backbone.train()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self._lr(self.step)
-        self.optimizer.zero_grad(set_to_none=True)
+        self._prepare_step(self._lr(self.step))
         loss = self.loss_at(self.step)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite adaptation loss at step {self.step}")
-        loss.backward()
-        if self.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
-        self.optimizer.step()
-        self.step += 1
+        self._optimise(loss)
         return float(loss.detach())
 
-    def run(
-        self, steps: int | None = None, *, on_step: Callable[[int, float], None] | None = None
-    ) -> TrainResult:
-        """Train until `config.steps` (or `steps` more steps), checkpointing on the way."""
-        end = self.config.steps if steps is None else self.step + steps
-        result = TrainResult(first_step=self.step, step=self.step)
-        every = self.config.checkpoint_every
-        while self.step < end:
-            loss = self.train_step()
-            result.losses.append(loss)
-            if on_step is not None:
-                on_step(self.step, loss)
-            if self.checkpoint_dir is not None and every > 0 and self.step % every == 0:
-                result.checkpoint = self.save()
-        if self.checkpoint_dir is not None and result.losses and (every <= 0 or self.step % every):
-            result.checkpoint = self.save()
-        result.step = self.step
-        return result
+    # Checkpoints: the trainable weights only; a stage-1 checkpoint cannot resume stage 2.
 
-    def save(self) -> Path:
-        """Checkpoint the current state as `checkpoint_dir/step-XXXXXXXX`; prune old ones."""
-        if self.checkpoint_dir is None:
-            raise InputError("no checkpoint directory configured")
-        path = save_checkpoint(
-            step_directory(self.checkpoint_dir, self.step),
-            self.backbone.trainable_state_dict(),
-            self.optimizer,
-            self.step,
-            {"model": self.model_config, "adaptation": self.config.to_dict()},
-            extra={"stage": self.config.stage, "kind": "adaptation"},
-        )
-        keep = self.config.keep_checkpoints
-        if keep > 0:
-            for old in list_checkpoints(self.checkpoint_dir)[:-keep]:
-                shutil.rmtree(old, ignore_errors=True)
-        return path
+    def _model_state(self) -> dict[str, Tensor]:
+        return self.backbone.trainable_state_dict()
 
-    def resume(self, path: str | Path) -> None:
-        """Load weights, optimizer state, step and RNG from a checkpoint of this run."""
-        ckpt = load_checkpoint(path)
+    def _load_model_state(self, state: Mapping[str, Tensor]) -> None:
+        self.backbone.load_trainable_state_dict(state)
+
+    def _checkpoint_config(self) -> dict[str, Any]:
+        return {"model": self.model_config, "adaptation": self.config.to_dict()}
+
+    def _checkpoint_extra(self) -> dict[str, Any]:
+        return {"stage": self.config.stage, "kind": "adaptation"}
+
+    def _check_checkpoint(self, ckpt: Checkpoint, path: str | Path) -> None:
         stage = ckpt.extra.get("stage")
         if stage is not None and stage != self.config.stage:
             raise InputError(
@@ -297,13 +245,6 @@ class AdaptationTrainer:
                 "start stage 2 with init_from= and a new checkpoint directory",
                 source=path,
             )
-        self.backbone.load_trainable_state_dict(ckpt.model_state)
-        if ckpt.optimizer_state is not None:
-            self.optimizer.load_state_dict(ckpt.optimizer_state)
-        self.step = ckpt.step
-        if ckpt.rng is not None:
-            restore_rng(ckpt.rng)
-        logger.info("resumed adaptation at step %d from %s", self.step, path)
 
 
 def train_adaptation(

@@ -13,9 +13,7 @@ checkpoint: the user brings the MANO files.
 from __future__ import annotations
 
 import json
-import logging
 import math
-import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -27,17 +25,11 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.model.checkpoint import (
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    step_directory,
-)
+from vidihand_ros.model.checkpoint import Checkpoint
 from vidihand_ros.model.decoder import DecoderConfig, DecoderOutput, PoseDecoder
 from vidihand_ros.model.features import Features
 from vidihand_ros.model.losses import DecoderTargets, LossWeights, decoder_loss
+from vidihand_ros.model.training import Trainer, TrainResult
 
 if TYPE_CHECKING:
     from vidihand_ros.model.backbone import Backbone
@@ -53,8 +45,6 @@ __all__ = [
     "precompute_examples",
     "train_decoder",
 ]
-
-logger = logging.getLogger(__name__)
 
 EXAMPLE_FORMAT = "vidihand-decoder-example/1"
 _TARGET_FIELDS = tuple(f.name for f in fields(DecoderTargets))
@@ -312,18 +302,14 @@ def decoder_metrics(output: DecoderOutput, targets: DecoderTargets) -> dict[str,
 
 
 @dataclass
-class DecoderTrainResult:
+class DecoderTrainResult(TrainResult):
     """Losses of the steps run by this call (step numbers `first_step`…), and the last checkpoint."""
 
-    losses: list[float] = field(default_factory=list)
-    first_step: int = 0
-    step: int = 0
-    checkpoint: Path | None = None
     #: Unweighted loss terms of the last step.
     last_terms: dict[str, float] = field(default_factory=dict)
 
 
-class DecoderTrainer:
+class DecoderTrainer(Trainer[DecoderTrainConfig, DecoderTrainResult]):
     """The resumable decoder training loop over precomputed `DecoderExample`s.
 
     Args:
@@ -334,6 +320,9 @@ class DecoderTrainer:
             resumes from the latest (weights, optimizer, step, RNG).
         init_from: a decoder checkpoint whose weights start a *new* run; ignored when resuming.
     """
+
+    result_type = DecoderTrainResult
+    task_name = "decoder training"
 
     def __init__(
         self,
@@ -361,11 +350,7 @@ class DecoderTrainer:
         )
         self.step = 0
         self.last_terms: dict[str, float] = {}
-        resume = latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir is not None else None
-        if resume is not None:
-            self.resume(resume)
-        elif init_from is not None:
-            decoder.load_state_dict(load_checkpoint(init_from).model_state)
+        self._start(init_from)
 
     @property
     def device(self) -> torch.device:
@@ -389,10 +374,6 @@ class DecoderTrainer:
         floor = cfg.lr * cfg.min_lr_ratio
         return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    def _autocast(self) -> Any:
-        enabled = self.config.bf16_autocast and self.device.type == "cuda"
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
-
     def batch(self, step: int) -> tuple[Features, Tensor, DecoderTargets]:
         return collate_examples([self.dataset[i] for i in self._batch_indices(step)], self.device)
 
@@ -407,37 +388,20 @@ class DecoderTrainer:
     def train_step(self) -> float:
         """One optimisation step; returns its loss."""
         self.decoder.train()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.step)
-        self.optimizer.zero_grad(set_to_none=True)
+        self._prepare_step(self.lr_at(self.step))
         loss, terms, _, _ = self.loss_at(self.step)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite decoder loss at step {self.step}: {terms}")
-        loss.backward()
-        if self.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip)
-        self.optimizer.step()
-        self.step += 1
+        self._optimise(loss)
         self.last_terms = {k: float(v) for k, v in terms.items()}
         return float(loss.detach())
 
     def run(
         self, steps: int | None = None, *, on_step: Callable[[int, float], None] | None = None
     ) -> DecoderTrainResult:
-        """Train until `config.steps` (or `steps` more steps), checkpointing on the way."""
-        end = self.config.steps if steps is None else self.step + steps
-        result = DecoderTrainResult(first_step=self.step, step=self.step)
-        every = self.config.checkpoint_every
-        while self.step < end:
-            loss = self.train_step()
-            result.losses.append(loss)
-            if on_step is not None:
-                on_step(self.step, loss)
-            if self.checkpoint_dir is not None and every > 0 and self.step % every == 0:
-                result.checkpoint = self.save()
-        if self.checkpoint_dir is not None and result.losses and (every <= 0 or self.step % every):
-            result.checkpoint = self.save()
-        result.step = self.step
+        """Train until `config.steps` (or `steps` more steps), checkpointing on the way; the result
+        also carries the last step's loss terms."""
+        result = super().run(steps, on_step=on_step)
         result.last_terms = dict(self.last_terms)
         return result
 
@@ -460,39 +424,30 @@ class DecoderTrainer:
             count += 1
         return {k: v / count for k, v in sums.items()}
 
-    def save(self) -> Path:
-        """Checkpoint the current state as `checkpoint_dir/step-XXXXXXXX`; prune old ones."""
-        if self.checkpoint_dir is None:
-            raise InputError("no checkpoint directory configured")
-        path = save_checkpoint(
-            step_directory(self.checkpoint_dir, self.step),
-            self.decoder.state_dict(),
-            self.optimizer,
-            self.step,
-            {"decoder": self.decoder.config.to_dict(), "decoder_training": self.config.to_dict()},
-            extra={"kind": "decoder"},
-        )
-        keep = self.config.keep_checkpoints
-        if keep > 0:
-            for old in list_checkpoints(self.checkpoint_dir)[:-keep]:
-                shutil.rmtree(old, ignore_errors=True)
-        return path
+    # Checkpoints: the decoder weights (MANO layers are not decoder state); only a decoder of the
+    # same configuration can resume from one.
 
-    def resume(self, path: str | Path) -> None:
-        """Load weights, optimizer state, step and RNG from a checkpoint of this run."""
-        ckpt = load_checkpoint(path, device=self.device)
+    def _load_device(self) -> torch.device:
+        return self.device
+
+    def _model_state(self) -> dict[str, Tensor]:
+        return self.decoder.state_dict()
+
+    def _load_model_state(self, state: Mapping[str, Tensor]) -> None:
+        self.decoder.load_state_dict(state)
+
+    def _checkpoint_config(self) -> dict[str, Any]:
+        return {"decoder": self.decoder.config.to_dict(), "decoder_training": self.config.to_dict()}
+
+    def _checkpoint_extra(self) -> dict[str, Any]:
+        return {"kind": "decoder"}
+
+    def _check_checkpoint(self, ckpt: Checkpoint, path: str | Path) -> None:
         if ckpt.extra.get("kind") not in (None, "decoder"):
             raise InputError(f"not a decoder checkpoint (kind {ckpt.extra.get('kind')!r})", source=path)
         saved = ckpt.config.get("decoder")
         if saved is not None and DecoderConfig.from_dict(saved) != self.decoder.config:
             raise InputError("checkpoint was written by a decoder of a different configuration", source=path)
-        self.decoder.load_state_dict(ckpt.model_state)
-        if ckpt.optimizer_state is not None:
-            self.optimizer.load_state_dict(ckpt.optimizer_state)
-        self.step = ckpt.step
-        if ckpt.rng is not None:
-            restore_rng(ckpt.rng)
-        logger.info("resumed decoder training at step %d from %s", self.step, path)
 
 
 def train_decoder(
