@@ -414,3 +414,126 @@ def test_eval_command_scores_a_prediction_against_itself_as_perfect(tmp_path: Pa
     assert both["mpjpe"] == pytest.approx(0.0, abs=1e-6)
     assert both["ct"] == pytest.approx(0.0, abs=1e-6)
     assert both["facc"] == 1.0
+
+
+# --- regressions found in review ------------------------------------------------------------------
+
+
+def test_overwrite_keeps_the_old_dataset_when_the_new_conversion_fails(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo.zarr"
+    assert main(["convert", str(jpeg_bag(tmp_path / "a", n=6).path), "-o", str(out), "-q"]) == 0
+    before = snapshot(out)
+
+    assert main(["convert", str(tmp_path / "no-such-bag"), "-o", str(out), "-q", "--overwrite"]) == 2
+    assert snapshot(out) == before
+    assert (
+        main(["convert", str(jpeg_bag(tmp_path / "b", n=4).path), "-o", str(out), "-q", "--overwrite"]) == 0
+    )
+    assert list(DatasetReader(out).episode_ends) == [4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "demo.zarr"]  # no staging left over
+
+
+def test_time_ranges_are_sorted_and_must_not_overlap_or_miss(tmp_path: Path, capsys) -> None:
+    bag = jpeg_bag(tmp_path, n=15)  # 30 fps: 0.0 .. 0.467 s
+    out = tmp_path / "r.zarr"
+    assert (
+        main(
+            [
+                "convert",
+                str(bag.path),
+                "-o",
+                str(out),
+                "-q",
+                "--time-range",
+                "0.3:0.4",
+                "--time-range",
+                "0:0.1",
+            ]
+        )
+        == 0
+    )
+    reader = DatasetReader(out)
+    np.testing.assert_array_equal(reader.episode(0)["stamp_ns"], bag.stamps_ns[0:3])
+    np.testing.assert_array_equal(reader.episode(1)["stamp_ns"], bag.stamps_ns[9:12])
+
+    args = ["convert", str(bag.path), "-o", str(tmp_path / "x.zarr"), "-q", "--time-range"]
+    assert main([*args, "0:0.3", "--time-range", "0.1:0.5"]) == 2
+    assert "overlap" in capsys.readouterr().err
+    assert main([*args, "100:200"]) == 2
+    assert "no frames inside" in capsys.readouterr().err
+
+
+def test_jpeg_padding_after_the_end_marker_is_accepted_and_dropped(tmp_path: Path) -> None:
+    jpegs = [bytes(imagecodecs.jpeg8_encode(p, level=90)) for p in hand_photos(64, 48)]
+    bag = write_image_bag(
+        tmp_path / "pad", [j + b"\0" * 7 for j in jpegs], compressed_format="jpeg", camera_info=CAMERA
+    )
+    out = tmp_path / "pad.zarr"
+    assert main(["convert", str(bag.path), "-o", str(out), "-q"]) == 0
+    assert [chunk_bytes(out, i) for i in range(len(jpegs))] == jpegs
+
+
+def test_twelve_bit_jpegs_are_reencoded_not_copied(tmp_path: Path) -> None:
+    deep = (np.indices((48, 64)).sum(axis=0) * 40 % 4096).astype(np.uint16)
+    jpeg12 = bytes(imagecodecs.jpeg8_encode(np.stack([deep] * 3, axis=-1), bitspersample=12, level=95))
+    bag = write_image_bag(tmp_path / "j12", [jpeg12] * 2, compressed_format="jpeg", camera_info=CAMERA)
+    out = tmp_path / "j12.zarr"
+    assert main(["convert", str(bag.path), "-o", str(out), "-q"]) == 0
+    image = plain_zarr(out)["data"]["camera0_rgb"][0]  # readable by a downstream user
+    assert abs(float(image[..., 0].mean()) - float((deep >> 4).mean())) < 3
+    assert chunk_bytes(out, 0) != jpeg12
+
+
+def test_split_gaps_counts_skipped_frames_per_episode_and_splits_on_clock_resets(
+    tmp_path: Path, capsys
+) -> None:
+    start = 1_700_000_000_000_000_000
+    stamps = [start + i * 100_000_000 for i in range(5)] + [start - 10**9 + i * 100_000_000 for i in range(4)]
+    payloads = [bytes(imagecodecs.jpeg8_encode(f, level=90)) for f in synthetic_frames(9, 64, 48)]
+    payloads[2] = payloads[2][:100]  # corrupt, in the first episode
+    received = [start + i * 100_000_000 for i in range(9)]  # the bag's clock runs on; the header's resets
+    bag = write_image_bag(
+        tmp_path / "reset", payloads, compressed_format="jpeg", stamps_ns=stamps, receive_ns=received
+    )
+    out = tmp_path / "reset.zarr"
+
+    assert (
+        main(
+            [
+                "convert",
+                str(bag.path),
+                "-o",
+                str(out),
+                "-q",
+                "--split-gaps",
+                "1.0",
+                "--intrinsics",
+                "60,60,32,24",
+            ]
+        )
+        == 0
+    )
+
+    assert "1 corrupt frames skipped" in capsys.readouterr().out
+    reader = DatasetReader(out)
+    assert list(reader.episode_ends) == [4, 8]  # the backward jump starts episode 2
+    assert [s["index"] for s in reader.episode_attrs(0)["skipped_frames"]] == [2]
+    assert reader.episode_attrs(1)["skipped_frames"] == []
+
+
+def test_a_failed_first_episode_does_not_fix_the_image_size(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "d.zarr"
+    changing = [*synthetic_frames(2, 64, 48), *synthetic_frames(2, 32, 24)]
+    bad = write_image_bag(tmp_path / "bad", changing, compressed_format="jpeg", camera_info=CAMERA)
+    assert main(["convert", str(bad.path), "-o", str(out), "-q"]) == 2
+    capsys.readouterr()
+    big = write_image_bag(
+        tmp_path / "big", synthetic_frames(3, 128, 96), compressed_format="jpeg", camera_info=CAMERA
+    )
+    assert main(["convert", str(big.path), "-o", str(out), "-q", "--append"]) == 0
+    assert plain_zarr(out)["data"]["camera0_rgb"].shape == (3, 96, 128, 3)
+
+    small = jpeg_bag(tmp_path / "small", n=2)
+    assert main(["convert", str(small.path), "-o", str(out), "-q", "--append"]) == 2
+    err = capsys.readouterr().err
+    assert str(small.path) in err and "--image-size" in err

@@ -93,12 +93,12 @@ def test_truncated_video(tmp_path: Path, clip) -> None:
     path = write_video(tmp_path / "clip.mkv", clip)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    try:
-        frames = list(open_source(path, camera=CAM))
-    except InputError as err:
-        assert str(path) in str(err)
-    else:  # a cut-off mkv is still playable up to the cut: fewer frames, no crash
-        assert 0 < len(frames) < len(clip)
+    # A cut-off mkv is still playable up to the cut (as players treat it): fewer frames, no crash,
+    # each one whole and in order.
+    frames = list(open_source(path, camera=CAM))
+    assert 0 < len(frames) < len(clip)
+    assert all(f.rgb().shape == (H, W, 3) for f in frames)
+    assert [f.stamp_ns for f in frames] == sorted(f.stamp_ns for f in frames)
 
 
 def test_open_source_dispatch(tmp_path: Path, clip) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from vidihand_ros import __version__
 from vidihand_ros.errors import InputError
+from vidihand_ros.model.train_cli import add_train_parser
 
 EPILOG_CONVERT = """\
 examples:
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(commands)
     _add_import(commands)
     _add_model(commands)
+    add_train_parser(commands)
     return parser
 
 
@@ -124,14 +126,19 @@ def _add_convert(commands: argparse._SubParsersAction) -> None:
     out = p.add_argument_group("output")
     mode = out.add_mutually_exclusive_group()
     mode.add_argument("--append", action="store_true", help="add episodes to an existing dataset")
-    mode.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
-    out.add_argument(
+    mode.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing dataset (only once the conversion succeeds)",
+    )
+    episodes = out.add_mutually_exclusive_group()
+    episodes.add_argument(
         "--split-gaps",
         type=float,
         metavar="SECONDS",
         help="start a new episode at a stamp gap longer than this",
     )
-    out.add_argument(
+    episodes.add_argument(
         "--time-range",
         action="append",
         metavar="START:END",

@@ -27,6 +27,8 @@ class JpegInfo:
     width: int
     height: int
     channels: int
+    #: Bits per sample: 8 for ordinary JPEGs, 12 (or 16 lossless) for high-bit-depth ones.
+    precision: int = 8
 
 
 def jpeg_info(data: bytes) -> JpegInfo:
@@ -38,7 +40,7 @@ def jpeg_info(data: bytes) -> JpegInfo:
     n = len(data)
     if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
         raise CorruptImageError("not a JPEG (no SOI marker)")
-    if data[-2] != 0xFF or data[-1] != 0xD9:
+    if jpeg_end(data) is None:
         raise CorruptImageError("truncated JPEG (no EOI marker at the end)")
     pos = 2
     while pos + 4 <= n:
@@ -55,16 +57,41 @@ def jpeg_info(data: bytes) -> JpegInfo:
         if marker in _SOF_MARKERS:
             if pos + 10 > n:
                 break
+            precision = data[pos + 4]
             height = (data[pos + 5] << 8) | data[pos + 6]
             width = (data[pos + 7] << 8) | data[pos + 8]
             channels = data[pos + 9]
             if width == 0 or height == 0 or channels not in (1, 3, 4):
                 raise CorruptImageError(f"bad JPEG frame header ({width}x{height}, {channels} channels)")
-            return JpegInfo(width, height, channels)
+            return JpegInfo(width, height, channels, precision)
         if marker == 0xDA:  # start of scan before any frame header
             break
         pos += 2 + length
     raise CorruptImageError("JPEG has no frame header")
+
+
+#: Bytes that cameras pad a JPEG with after its EOI marker (UVC/MJPEG encoders often do).
+_PADDING = frozenset({0x00, 0xFF})
+_MAX_PADDING = 4096
+
+
+def jpeg_end(data: bytes) -> int | None:
+    """Length of the JPEG proper: up to and including its EOI marker, ignoring trailing padding.
+
+    None when no EOI marker ends the data (a truncated file).
+    """
+    if data[-2:] == b"\xff\xd9":
+        return len(data)
+    end = data.rfind(b"\xff\xd9", max(0, len(data) - _MAX_PADDING))
+    if end < 0 or any(byte not in _PADDING for byte in data[end + 2 :]):
+        return None
+    return end + 2
+
+
+def strip_jpeg_padding(data: bytes) -> bytes:
+    """The JPEG without bytes after its EOI marker (unchanged when there are none)."""
+    end = jpeg_end(data)
+    return data if end is None or end == len(data) else data[:end]
 
 
 def decode_rgb(data: bytes, encoding: str) -> NDArray[np.uint8]:
@@ -72,6 +99,8 @@ def decode_rgb(data: bytes, encoding: str) -> NDArray[np.uint8]:
     try:
         if encoding == "jpeg":
             img = imagecodecs.jpeg8_decode(data)
+            if img.dtype == np.uint16:  # a 12-bit JPEG: scale 0..4095 to 0..255
+                return to_rgb8((img >> 4).astype(np.uint8))
         elif encoding == "png":
             img = imagecodecs.png_decode(data)
         else:

@@ -8,16 +8,22 @@ can also be split at stamp gaps or cut to given time ranges.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
+from typing import Literal
 
 from vidihand_ros import __version__
 from vidihand_ros.dataset.writer import DatasetWriter, EpisodeWriter
+from vidihand_ros.dataset.zarr_compat import is_group_dir
+from vidihand_ros.errors import DatasetError, InputError
 from vidihand_ros.estimators.base import PoseEstimator
 from vidihand_ros.sinks.pose_bag import PoseBagWriter
-from vidihand_ros.sources import open_source
+from vidihand_ros.sources import FrameSource, open_source
 from vidihand_ros.stitching import Stitcher
 from vidihand_ros.types import CameraModel, Frame, FramePoses
 from vidihand_ros.windowing import Windower
@@ -87,14 +93,68 @@ def convert(
 ) -> ConvertReport:
     """Convert recordings into episodes of the dataset at `output`.
 
-    Episodes are committed one by one: if input k fails, the episodes of inputs before k stay in
-    the dataset and the failing one leaves no trace; the error propagates.
+    Every input is opened (paths, topics, intrinsics) before anything is written. Episodes are
+    committed one by one: if input k fails, the episodes of inputs before k stay in the dataset
+    and the failing one leaves no trace; the error propagates. With `overwrite`, the new dataset
+    is built beside the old one and replaces it only once every input has converted, so a failed
+    run leaves the old dataset as it was.
     """
     options = options or ConvertOptions()
+    ranges = _checked_time_ranges(options.time_ranges)
+    if ranges != options.time_ranges:
+        options = replace(options, time_ranges=ranges)
+    sources = [(Path(path), _open(Path(path), options)) for path in inputs]
+    if options.pose_bag is not None and options.pose_bag.exists():
+        raise InputError("the pose bag exists already; choose a new path", source=options.pose_bag)
+    output = Path(output)
+    if overwrite and output.exists():
+        return _replacing(
+            output, lambda staging: _convert(sources, staging, estimator, options, "w", progress)
+        )
+    return _convert(sources, output, estimator, options, "a" if append else "w", progress)
+
+
+def _open(path: Path, options: ConvertOptions) -> FrameSource:
+    return open_source(
+        path,
+        topic=options.topic,
+        camera_info_topic=options.camera_info_topic,
+        camera=options.camera,
+        strict=options.strict,
+    )
+
+
+def _replacing(output: Path, build: Callable[[Path], ConvertReport]) -> ConvertReport:
+    """Build a dataset in a staging folder beside `output`, then swap it in."""
+    if not is_group_dir(output):
+        raise DatasetError("exists and is not a zarr dataset; not replacing it", source=output)
+    staging = output.with_name(f".{output.name}.new-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        report = build(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    retired = output.with_name(f".{output.name}.old-{os.getpid()}")
+    os.replace(output, retired)
+    os.replace(staging, output)
+    shutil.rmtree(retired, ignore_errors=True)
+    return report
+
+
+def _convert(
+    sources: Sequence[tuple[Path, FrameSource]],
+    output: Path,
+    estimator: PoseEstimator | None,
+    options: ConvertOptions,
+    mode: Literal["w", "a"],
+    progress: ProgressCallback | None,
+) -> ConvertReport:
     report = ConvertReport()
+    estimator_attrs = estimator.info.as_attrs() if estimator else None
     dataset_attrs = {
         "software": {"name": "vidihand_ros", "version": __version__},
-        "estimator": estimator.info.as_attrs() if estimator else None,
+        "estimator": estimator_attrs,
         "window": options.window,
         "stride": options.stride or options.window,
     }
@@ -102,8 +162,7 @@ def convert(
         writer = stack.enter_context(
             DatasetWriter(
                 output,
-                mode="a" if append else "w",
-                overwrite=overwrite,
+                mode=mode,
                 image_size=options.image_size,
                 jpeg_quality=options.jpeg_quality,
                 reencode=options.reencode,
@@ -117,36 +176,60 @@ def convert(
                     options.pose_bag, storage=options.pose_bag_storage, topic=options.pose_bag_topic
                 )
             )
-        for path in inputs:
-            source = open_source(
-                Path(path),
-                topic=options.topic,
-                camera_info_topic=options.camera_info_topic,
-                camera=options.camera,
-                strict=options.strict,
-            )
-            advance = progress(str(path), getattr(source, "message_count", None)) if progress else None
-            for episode_index, episode_frames in enumerate(_split_episodes(source, options)):
-                frames = _Peekable(episode_frames)
-                if frames.peek() is None:
-                    log.warning("%s: episode %d has no frames; not written", path, episode_index)
-                    continue
-                attrs = {
-                    "source": getattr(source, "source_description", {"path": str(path)}),
-                    "split_index": episode_index,
-                    "estimator": dataset_attrs["estimator"],
-                }
-                with writer.begin_episode(attrs) as episode:
-                    count = _write_episode(frames, episode, estimator, pose_bag, options, advance)
-                    episode.attrs["skipped_frames"] = _skipped(source)
-                report.episodes.append(
-                    EpisodeReport(str(path), count, episode.passthrough_frames, len(_skipped(source)))
-                )
+        for path, source in sources:
+            try:
+                episodes = _convert_source(path, source, writer, estimator, pose_bag, options, progress)
+            except InputError as err:
+                # Errors raised downstream (e.g. the dataset's image size) still name the input.
+                err.source = err.source if err.source is not None else path
+                err.topic = err.topic or getattr(source, "topic", None)
+                raise
+            if not episodes:
+                raise InputError("no frames inside the given --time-range values", source=path)
+            report.episodes.extend(episodes)
     return report
 
 
-def _skipped(source: object) -> list[dict[str, object]]:
-    return list(getattr(source, "skipped", []))
+def _convert_source(
+    path: Path,
+    source: FrameSource,
+    writer: DatasetWriter,
+    estimator: PoseEstimator | None,
+    pose_bag: PoseBagWriter | None,
+    options: ConvertOptions,
+    progress: ProgressCallback | None,
+) -> list[EpisodeReport]:
+    """One input file → its committed episodes."""
+    reports = []
+    advance = progress(str(path), source.message_count) if progress else None
+    for episode_index, episode_frames in enumerate(_split_episodes(source, options)):
+        frames = _Peekable(episode_frames)
+        if frames.peek() is None:
+            log.warning("%s: episode %d has no frames; not written", path, episode_index)
+            continue
+        skipped_before = len(source.skipped)
+        attrs = {
+            "source": source.source_description,
+            "split_index": episode_index,
+            "estimator": estimator.info.as_attrs() if estimator else None,
+        }
+        with writer.begin_episode(attrs) as episode:
+            count = _write_episode(frames, episode, estimator, pose_bag, options, advance)
+            skipped = list(source.skipped[skipped_before:])
+            episode.attrs["skipped_frames"] = skipped
+        reports.append(EpisodeReport(str(path), count, episode.passthrough_frames, len(skipped)))
+    return reports
+
+
+def _checked_time_ranges(ranges: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+    """Sorted ranges; overlapping ones are refused (a frame belongs to one episode)."""
+    if not ranges:
+        return ranges
+    ordered = sorted(ranges)
+    for (a_start, a_end), (b_start, b_end) in pairwise(ordered):
+        if b_start < a_end:
+            raise InputError(f"--time-range {a_start}:{a_end} and {b_start}:{b_end} overlap")
+    return ordered
 
 
 def _write_episode(
@@ -235,8 +318,10 @@ def _take_range(stream: _Peekable, start: int, end: int) -> Iterator[Frame]:
 def _take_until_gap(stream: _Peekable, gap_ns: int | None) -> Iterator[Frame]:
     previous: Frame | None = None
     while (frame := stream.peek()) is not None:
-        if previous is not None and gap_ns is not None and frame.stamp_ns - previous.stamp_ns > gap_ns:
-            return
+        if previous is not None and gap_ns is not None:
+            step = frame.stamp_ns - previous.stamp_ns
+            if step > gap_ns or step < 0:  # a gap, or the clock jumped back: a new episode
+                return
         next(stream)
         previous = frame
         yield frame

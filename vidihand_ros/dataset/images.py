@@ -72,21 +72,24 @@ class ImageStore:
             if frame.is_jpeg:
                 assert frame.data is not None
                 info = jpeg_info(frame.data)
-                width, height, channels = info.width, info.height, info.channels
+                width, height = info.width, info.height
+                # Only an 8-bit, 3-channel JPEG is what the dataset's codec decodes to (H, W, 3) uint8.
+                copyable = info.channels == 3 and info.precision == 8
             else:
-                width, height, channels = _pixel_size(frame)
+                width, height, _ = _pixel_size(frame)
+                copyable = False
         except CorruptImageError as err:
             raise InputError(str(err), index=frame.index, field="data") from err
         target = self.size or (width, height)
         if target != (width, height) and not self.resize:
             raise DatasetError(
                 f"frame {episode_index} of the episode is {width}x{height}, but the dataset's images are "
-                f"{target[0]}x{target[1]} (pass image_size to resize)",
+                f"{target[0]}x{target[1]} (convert with --image-size WxH to resize)",
                 index=frame.index,
             )
         self._ensure_array(*target)
         scale = (target[0] / width, target[1] / height)
-        if frame.is_jpeg and channels == 3 and scale == (1.0, 1.0) and not self.reencode:
+        if copyable and scale == (1.0, 1.0) and not self.reencode:
             assert frame.data is not None
             self._write_chunk((row, 0, 0, 0), frame.data)
             return True, scale
@@ -103,8 +106,16 @@ class ImageStore:
             zc.resize(self.array, (rows, *self.array.shape[1:]))
 
     def truncate(self, rows: int) -> None:
-        """Drop every row >= `rows`, including chunk files written beyond the array's shape."""
+        """Drop every row >= `rows`, including chunk files written beyond the array's shape.
+
+        Back at zero rows with the size taken from the data (not given), the array goes too, so
+        a failed first episode does not fix the image size of a dataset that has no episodes.
+        """
         if self.array is None:
+            return
+        if rows == 0 and not self.resize:
+            del self._data[IMAGE_KEY]
+            self.array, self.size, self._write_chunk = None, None, _no_array
             return
         if self.array.shape[0] != rows:
             self.set_length(rows)

@@ -15,6 +15,10 @@ Module map (one job each):
 - `training`    — the resumable loop shared by adaptation and decoder training (`Trainer`: resume,
                   checkpoint with retention, step loop).
 - `decoder`, `losses`, `ray_encoding`, `rotations` — the pose decoder and its parts.
+- `train_decoder` — decoder training on precomputed features (`DecoderExample`, `DecoderTrainer`).
+- `training_windows` — a ground-truth Zarr dataset → model-sized windows: `OverlayWindow`s for
+                  adaptation, `DecoderTargets` and precomputed decoder examples.
+- `train_cli`   — `vidihand train adapt|decoder` (the parser builds without torch).
 
 This package `__init__` imports nothing heavy: `config`, `overlay` and `synthetic` work without
 torch; the other modules need the `[model]` extra (torch, diffusers, peft, safetensors).

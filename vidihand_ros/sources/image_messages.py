@@ -26,7 +26,7 @@ from rosbags.image import ImageConversionError, ImageFormatError
 from rosbags.image.image import convert_color, to_cvtype
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.imaging import CorruptImageError, jpeg_info
+from vidihand_ros.imaging import CorruptImageError, jpeg_info, strip_jpeg_padding
 from vidihand_ros.types import CameraModel, Frame
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -124,6 +124,7 @@ def compressed_to_frame(msg: Any, stamp: int, camera: CameraModel | None, ref: M
     if codec == "jpeg":
         info = jpeg_info(data)
         width, height = info.width, info.height
+        data = strip_jpeg_padding(data)  # what a pass-through copy must hold
     else:
         width, height = png_size(data)
     return Frame(
