@@ -16,7 +16,7 @@ import pytest
 import zarr
 from rosbags.highlevel import AnyReader
 
-from tests.bagfactory import hand_photos, synthetic_frames, write_image_bag
+from tests.bagfactory import hand_photos, synthetic_frames, write_image_bag, write_video
 from tests.estimators import expected_pose
 from vidihand_ros.cli import main
 from vidihand_ros.dataset.reader import DatasetReader
@@ -193,14 +193,8 @@ def test_raw_images_are_encoded_and_resized_with_intrinsics_scaled(tmp_path: Pat
 
 
 def test_video_needs_intrinsics_and_converts_with_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    av = pytest.importorskip("av")
-    video = tmp_path / "clip.mp4"
-    with av.open(str(video), "w") as container:
-        stream = container.add_stream("mpeg4", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for rgb in synthetic_frames(9, 64, 48):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        container.mux(stream.encode())
+    pytest.importorskip("av")
+    video = write_video(tmp_path / "clip.mp4", list(synthetic_frames(9, 64, 48)))
     out = tmp_path / "video.zarr"
 
     assert main(["convert", str(video), "-o", str(out), "-q"]) == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.bagfactory import hand_photos, synthetic_frames, write_image_bag
+from tests.bagfactory import hand_photos, synthetic_frames, write_image_bag, write_video
 from vidihand_ros.errors import InputError
 from vidihand_ros.sources import BagFrameSource, FrameSource, VideoFrameSource, open_source
 from vidihand_ros.types import CameraModel
@@ -16,21 +16,6 @@ av = pytest.importorskip("av")
 
 W, H = 64, 48
 CAM = CameraModel.from_fxfycxcy(50.0, 50.0, 32.0, 24.0, W, H)
-
-
-def write_video(path: Path, frames: list[np.ndarray], *, fps: int = 30, codec: str = "mpeg4") -> Path:
-    """Encode RGB frames at high quality (so decoded frames stay close to the input)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.bit_rate = 4_000_000
-        for rgb in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")

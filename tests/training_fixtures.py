@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
+from tests.bagfactory import write_video
 from vidihand_ros.training_data.mano import MANO_TO_OURS, ManoModel
 
 F64 = NDArray[np.float64]
@@ -355,22 +356,6 @@ class EgoDexFixture:
     joints_cam: dict[str, F64]  # (N, 21, 3), our order
     confidence_left: F64
     frames: int
-
-
-def write_video(path: Path, frames: list[NDArray[np.uint8]], fps: int = 30) -> Path:
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
-        stream.bit_rate = 4_000_000
-        for rgb in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def write_egodex(base: Path, *, rows: int = 5, frames: int = 4) -> EgoDexFixture:
