@@ -78,6 +78,13 @@ def hand(poses: FramePoses, side: str) -> HandPose:
     return value
 
 
+#: Joints from MANO parameters run the smplx layer.
+needs_mano = pytest.mark.skipif(
+    importlib.util.find_spec("smplx") is None or importlib.util.find_spec("torch") is None,
+    reason="MANO joints need the [mano] extra (torch, smplx)",
+)
+
+
 # -- MANO ----------------------------------------------------------------------------------------
 
 
@@ -87,11 +94,11 @@ def test_mano_models_from_synthetic_files(mano: dict[str, ManoModel]) -> None:
     assert_allclose(mano["right"].shapedirs, right["shapedirs"])
     assert_allclose(mano["right"].j_regressor, right["J_regressor"])
     assert_allclose(mano["left"].hands_mean, left["hands_mean"])
-    assert_array_equal(mano["right"].parents, [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14])
     # The left file repeats the right x-shape column (smplx #48); the loader negates it.
     assert_allclose(mano["left"].shapedirs[:, 0], -right["shapedirs"][:, 0])
 
 
+@needs_mano
 def test_left_hand_is_the_mirrored_right_hand(mano: dict[str, ManoModel]) -> None:
     """With the shapedirs fix, mirrored parameters give mirrored joints (x → −x)."""
     rng = np.random.default_rng(4)
@@ -123,6 +130,7 @@ def test_pickles_cannot_run_code(tmp_path: Path) -> None:
         load_mano(tmp_path / "nowhere")
 
 
+@needs_mano
 def test_forward_kinematics_rest_pose_rotation_and_translation(mano: dict[str, ManoModel]) -> None:
     model = mano["right"]
     rng = np.random.default_rng(0)
@@ -132,15 +140,16 @@ def test_forward_kinematics_rest_pose_rotation_and_translation(mano: dict[str, M
         list(MANO_TO_OURS)
     ]
     zero = model.joints(np.zeros(3), np.zeros((15, 3)), betas, np.zeros(3))[0]
-    assert_allclose(zero, rest, atol=1e-12)
+    assert_allclose(zero, rest, atol=1e-9)  # 1 nm: smplx's float64 arithmetic, summed in its own order
     assert_allclose(model.root_joint(betas), rest[0], atol=1e-12)
 
     R = Rotation.from_rotvec([0.3, -1.0, 0.5])
     t = np.array([0.1, -0.2, 0.6])
     moved = model.joints(R.as_rotvec(), np.zeros((15, 3)), betas, t)[0]
-    assert_allclose(moved, R.apply(rest - rest[0]) + rest[0] + t, atol=1e-12)  # about J0, then t
+    assert_allclose(moved, R.apply(rest - rest[0]) + rest[0] + t, atol=1e-9)  # about J0, then t
 
 
+@needs_mano
 def test_world_to_camera_keeps_the_hand(mano: dict[str, ManoModel]) -> None:
     model = mano["left"]
     rng = np.random.default_rng(1)
@@ -217,6 +226,7 @@ def test_in_view_rule() -> None:
 # -- ARCTIC --------------------------------------------------------------------------------------
 
 
+@needs_mano
 def test_arctic_ego_view_with_mano(tmp_path: Path, mano_dir: Path, mano: dict[str, ManoModel]) -> None:
     fx = write_arctic(tmp_path, mano)
     loader = ArcticLoader(mano_dir=mano_dir)
@@ -257,6 +267,7 @@ def test_arctic_ego_view_with_mano(tmp_path: Path, mano_dir: Path, mano: dict[st
     assert frames[0].camera is cam and frames[0].rgb().shape == (ARCTIC_SIZE[1], ARCTIC_SIZE[0], 3)
 
 
+@needs_mano
 def test_arctic_allocentric_view_from_processed_joints(tmp_path: Path, mano: dict[str, ManoModel]) -> None:
     fx = write_arctic(tmp_path, mano, processed=True)
     seq = ArcticLoader().load(fx.root, fx.name, camera=1)  # no MANO files
@@ -319,6 +330,7 @@ def test_arctic_errors_name_the_file(tmp_path: Path, mano: dict[str, ManoModel])
 # -- HOT3D ---------------------------------------------------------------------------------------
 
 
+@needs_mano
 def test_hot3d_clip_undistorted(tmp_path: Path, mano_dir: Path, mano: dict[str, ManoModel]) -> None:
     fx = write_hot3d_clip(tmp_path, mano)
     loader = Hot3dLoader(mano_dir=mano_dir)
@@ -352,6 +364,7 @@ def test_hot3d_clip_undistorted(tmp_path: Path, mano_dir: Path, mano: dict[str, 
     assert len(pixels) == 3 and pixels[0].shape == (HOT3D_RGB[1], HOT3D_RGB[0], 3)
 
 
+@needs_mano
 def test_hot3d_fisheye_kept_and_mono_stream(
     tmp_path: Path, mano_dir: Path, mano: dict[str, ManoModel]
 ) -> None:
@@ -433,6 +446,7 @@ def test_egodex_short_video_is_an_error(tmp_path: Path) -> None:
 # -- HOI4D ---------------------------------------------------------------------------------------
 
 
+@needs_mano
 def test_hoi4d_sequences(tmp_path: Path, mano_dir: Path, mano: dict[str, ManoModel]) -> None:
     fx = write_hoi4d(tmp_path)
     loader = Hoi4dLoader(mano_dir=mano_dir)
@@ -463,6 +477,7 @@ def test_hoi4d_sequences(tmp_path: Path, mano_dir: Path, mano: dict[str, ManoMod
 # -- to_dataset ----------------------------------------------------------------------------------
 
 
+@needs_mano
 def test_write_sequences_round_trip(tmp_path: Path, mano_dir: Path, mano: dict[str, ManoModel]) -> None:
     fx = write_arctic(tmp_path / "arctic", mano, processed=True)
     loader = ArcticLoader(mano_dir=mano_dir)
@@ -488,6 +503,7 @@ def test_write_sequences_round_trip(tmp_path: Path, mano_dir: Path, mano: dict[s
     assert reader.array(IMAGE_KEY).shape[0] == 2 * fx.num_images
 
 
+@needs_mano
 def test_import_main(tmp_path: Path, mano_dir: Path) -> None:
     fx = write_hoi4d(tmp_path / "hoi4d")
     seen: list[tuple[int, str, int]] = []
@@ -526,6 +542,7 @@ def test_processed_joint_order_helper() -> None:
     assert_array_equal(to_mano_order(ours)[list(MANO_TO_OURS)], ours)
 
 
+@needs_mano
 def test_import_command_then_eval_against_itself(tmp_path: Path, mano_dir: Path, capsys) -> None:
     from vidihand_ros.cli import main
 
@@ -538,3 +555,16 @@ def test_import_command_then_eval_against_itself(tmp_path: Path, mano_dir: Path,
     assert main(["eval", str(gt), str(gt), "--json"]) == 0
     assert '"mpjpe": 0.0' in capsys.readouterr().out
     assert main(["import", "hoi4d", str(tmp_path / "missing"), "-o", str(tmp_path / "x.zarr")]) == 2
+
+
+def test_pickles_cannot_call_numpy_functions_either(tmp_path: Path) -> None:
+    """numpy arrays are allowed, numpy's functions are not: `numpy.savetxt` would write files."""
+    target = tmp_path / "written.txt"
+
+    class WritesAFile:
+        def __reduce__(self) -> tuple[object, tuple[str, np.ndarray]]:
+            return (np.savetxt, (str(target), np.zeros(1)))
+
+    with pytest.raises(InputError, match=r"refusing to load numpy\.savetxt"):
+        safe_unpickle(pickle.dumps({"x": WritesAFile()}), tmp_path / "x.pkl")
+    assert not target.exists()

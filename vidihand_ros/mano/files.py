@@ -28,7 +28,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.types import HAND_SIDES
+from vidihand_ros.types import HAND_SIDES, NUM_BETAS
+
+
+def left_shapedirs_need_fix(left: np.ndarray, right: np.ndarray) -> bool:
+    """The left file repeats the right file's x shape column instead of negating it (issue 48)."""
+    return bool(np.sum(np.abs(left[:, 0, :NUM_BETAS] - right[:, 0, :NUM_BETAS])) < 1.0)
+
 
 NUM_VERTICES = 778
 NUM_FACES = 1538
@@ -61,8 +67,8 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 MANOData = dict[str, Any]
 
 
-class _UnsafePickle(pickle.UnpicklingError):
-    """A class the MANO loader refuses to resolve."""
+class UnsafePickleError(pickle.UnpicklingError):
+    """A global that `restricted_unpickle` refuses to resolve (it would let a data file run code)."""
 
 
 class _StateCapture:
@@ -124,7 +130,7 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     import codecs
 
     if codecs.lookup(encoding).name not in ("iso8859-1", "latin-1"):
-        raise _UnsafePickle(f"_codecs.encode with codec {encoding!r}")
+        raise UnsafePickleError(f"_codecs.encode with codec {encoding!r}")
     return text.encode(encoding)
 
 
@@ -149,10 +155,10 @@ class _ManoUnpickler(pickle.Unpickler):
             return _capture(_ChumpyNode, module, name)
         if (module == "scipy.sparse" or module.startswith("scipy.sparse.")) and name in _SPARSE_NAMES:
             return _capture(_SparseNode, module, name)
-        raise _UnsafePickle(f"{module}.{name}")
+        raise UnsafePickleError(f"{module}.{name}")
 
     def persistent_load(self, pid: Any) -> Any:
-        raise _UnsafePickle("a persistent reference")
+        raise UnsafePickleError("a persistent reference")
 
 
 def _evaluate_chumpy(node: _ChumpyNode, depth: int = 0) -> NDArray[np.float64]:
@@ -240,6 +246,17 @@ def _check_shapes(data: Mapping[str, Any], path: Path) -> None:
         raise InputError("MANO faces index vertices that do not exist", source=path)
 
 
+def restricted_unpickle(stream: BinaryIO) -> Any:
+    """Unpickle data made of numpy arrays and plain containers (Python 2 pickles too), nothing else.
+
+    The one restricted unpickler of the project: MANO files and the pickled annotations of public
+    hand datasets go through it, so a data file cannot name a class or function that runs code.
+    Raises `pickle.UnpicklingError` for a refused global; chumpy / scipy.sparse objects come back as
+    inert stand-ins that only `load_mano_file` interprets.
+    """
+    return _ManoUnpickler(stream).load()
+
+
 def load_mano_file(path: str | Path) -> MANOData:
     """Read a MANO pickle (the official chumpy/Python-2 one, or a chumpy-free copy) safely.
 
@@ -256,8 +273,8 @@ def load_mano_file(path: str | Path) -> MANOData:
         raise InputError(f"{size} bytes is too large for a MANO file", source=path)
     try:
         with path.open("rb") as handle:
-            raw = _ManoUnpickler(handle).load()
-    except _UnsafePickle as exc:
+            raw = restricted_unpickle(handle)
+    except UnsafePickleError as exc:
         raise InputError(
             f"refusing to load {exc}: a MANO file holds only numpy, chumpy and scipy.sparse data",
             source=path,

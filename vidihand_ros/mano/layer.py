@@ -32,6 +32,7 @@ from vidihand_ros.mano.files import (
     LAYER_PARENTS,
     NUM_LAYER_JOINTS,
     find_mano_files,
+    left_shapedirs_need_fix,
     load_mano_file,
 )
 from vidihand_ros.types import HAND_SIDES, NUM_BETAS, NUM_HAND_POSE_JOINTS
@@ -60,11 +61,6 @@ class ManoKinematics(NamedTuple):
     world_joints: Tensor  # (B, 16, 3) posed layer joints, without the translation
     rest_joints: Tensor  # (B, 16, 3) shaped rest-pose joints
     tips_posed: Tensor  # (B, 5, 3) fingertip vertices with shape and pose blend shapes, rest frame
-
-
-def left_shapedirs_need_fix(left: np.ndarray, right: np.ndarray) -> bool:
-    """The left file repeats the right file's x shape column instead of negating it (issue 48)."""
-    return bool(np.sum(np.abs(left[:, 0, :NUM_BETAS] - right[:, 0, :NUM_BETAS])) < 1.0)
 
 
 class ManoLayer(nn.Module):

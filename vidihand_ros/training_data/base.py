@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from vidihand_ros.dataset.rows import scale_intrinsics
 from vidihand_ros.dataset.schema import HAND_FIELDS, hand_key
 from vidihand_ros.errors import InputError
+from vidihand_ros.mano.files import UnsafePickleError, restricted_unpickle
 from vidihand_ros.training_data.mano import ManoModel, load_mano
 from vidihand_ros.types import HAND_SIDES, NUM_JOINTS, CameraModel, Frame, FramePoses, HandPose
 
@@ -134,36 +135,15 @@ def load_npy(path: Path) -> Any:
         raise InputError(f"not a .npy file: {err}", source=path) from err
 
 
-#: What a dataset pickle may name: numpy arrays and dtypes, and the helpers pickles of them use.
-_PICKLE_GLOBALS: dict[str, frozenset[str] | None] = {
-    "numpy": None,
-    "numpy.core.multiarray": frozenset({"_reconstruct", "scalar"}),
-    "numpy._core.multiarray": frozenset({"_reconstruct", "scalar"}),
-    "numpy.core.numeric": frozenset({"_frombuffer"}),
-    "numpy._core.numeric": frozenset({"_frombuffer"}),
-    "_codecs": frozenset({"encode"}),  # how protocol-2 pickles spell bytes
-    "copy_reg": frozenset({"_reconstructor"}),
-    "copyreg": frozenset({"_reconstructor"}),
-    "__builtin__": frozenset({"object", "set", "frozenset", "slice", "complex"}),
-    "builtins": frozenset({"object", "set", "frozenset", "slice", "complex"}),
-}
-
-
-class _DataUnpickler(pickle.Unpickler):
-    """Refuses every global but numpy's: a dataset file cannot run code when it is read."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        allowed = _PICKLE_GLOBALS.get(module, frozenset())
-        if allowed is None or name in allowed:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
-
-
 def safe_unpickle(data: Any, source: str | Path) -> Any:
     """Unpickle dicts / lists of numpy arrays (Python 2 pickles too) from bytes or a binary file."""
     stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     try:
-        return _DataUnpickler(stream, encoding="latin1").load()
+        return restricted_unpickle(stream)
+    except UnsafePickleError as err:
+        raise InputError(
+            f"refusing to load {err}: a data file may hold only numpy data", source=source
+        ) from err
     except (
         pickle.UnpicklingError,
         EOFError,

@@ -7,13 +7,13 @@ user's MANO files. With the same files the loaders can also run MANO forward kin
 ground-truth dataset carries 21 joints even where the source gives only parameters.
 
 The files are read by `vidihand_ros.mano.load_mano_file` (restricted unpickler, no chumpy, no
-torch). Forward kinematics follows smplx's `lbs` (`use_pca=False, flat_hand_mean=True`) with
-the fingertip vertices and joint order of `vidihand_ros.mano`, in numpy, so the loaders work
-without torch.
+torch); the conversions are plain numpy. Joints from MANO parameters come from the project's
+smplx layer (`vidihand_ros.mano.layer`, float64), so that needs the `[mano]` extra.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,12 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.transform import Rotation
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.mano.files import FINGERTIP_VERTICES, find_mano_files, load_mano_file
+from vidihand_ros.mano.files import (
+    FINGERTIP_VERTICES,
+    find_mano_files,
+    left_shapedirs_need_fix,
+    load_mano_file,
+)
 from vidihand_ros.mano.files import JOINT_ORDER as MANO_TO_OURS
 from vidihand_ros.types import NUM_BETAS
 
@@ -35,12 +40,11 @@ class ManoModel:
     """One hand's MANO model as plain arrays (the subset the loaders use)."""
 
     side: str
+    #: The MANO folder the model was read from (the smplx layer for `joints` is built from it).
+    source: Path
     v_template: F64  # (778, 3)
     shapedirs: F64  # (778, 3, B)
-    posedirs: F64  # (778, 3, 135)
     j_regressor: F64  # (16, 778)
-    weights: F64  # (778, 16)
-    parents: NDArray[np.int64]  # (16,), -1 for the root
     hands_mean: F64  # (45,)
     hands_components: F64  # (45, 45), PCA basis rows
 
@@ -68,37 +72,29 @@ class ManoModel:
     def joints(
         self, global_orient: ArrayLike, hand_pose: ArrayLike, betas: ArrayLike, transl: ArrayLike
     ) -> F64:
-        """21 joints (N, 21, 3), our order, for flat-hand-mean full poses (like smplx MANO + tips)."""
+        """21 joints (N, 21, 3), our order, for flat-hand-mean full poses: smplx MANO + fingertips."""
+        try:
+            import torch
+        except ImportError:
+            raise InputError("joints from MANO parameters need the [mano] extra (torch, smplx)") from None
         go = np.asarray(global_orient, dtype=np.float64).reshape(-1, 3)
         n = go.shape[0]
         pose = np.asarray(hand_pose, dtype=np.float64).reshape(n, 15, 3)
-        b = np.broadcast_to(self._betas(betas), (n, self.shapedirs.shape[-1]))
+        b = np.broadcast_to(self._betas(betas)[..., :NUM_BETAS], (n, NUM_BETAS))
         t = np.broadcast_to(np.asarray(transl, dtype=np.float64), (n, 3))
+        args = (torch.tensor(a, dtype=torch.float64) for a in (go, pose, b, t))
+        with torch.no_grad():
+            return _layer(self.source, self.side).joints(*args).numpy()
 
-        v_shaped = self.v_template + np.einsum("vcb,nb->nvc", self.shapedirs, b)
-        J = np.einsum("jv,nvc->njc", self.j_regressor, v_shaped)
-        rot = Rotation.from_rotvec(np.concatenate([go[:, None], pose], axis=1).reshape(-1, 3))
-        R = rot.as_matrix().reshape(n, 16, 3, 3)
-        pose_feature = (R[:, 1:] - np.eye(3)).reshape(n, 135)
-        tips = np.asarray(FINGERTIP_VERTICES)
-        v_tips = v_shaped[:, tips] + np.einsum("vcp,np->nvc", self.posedirs[tips], pose_feature)
 
-        G = np.zeros((n, 16, 4, 4))
-        G[:, :, 3, 3] = 1.0
-        for j, parent in enumerate(self.parents):
-            local = np.zeros((n, 4, 4))
-            local[:, :3, :3] = R[:, j]
-            local[:, :3, 3] = J[:, j] - (J[:, parent] if parent >= 0 else 0.0)
-            local[:, 3, 3] = 1.0
-            G[:, j] = local if parent < 0 else G[:, parent] @ local
-        posed = G[:, :, :3, 3]
-        # Skinning transforms move rest-pose points: subtract the rotated rest joint.
-        A = G.copy()
-        A[:, :, :3, 3] -= np.einsum("njab,njb->nja", G[:, :, :3, :3], J)
-        T = np.einsum("vj,njab->nvab", self.weights[tips], A)
-        tips_posed = np.einsum("nvab,nvb->nva", T[..., :3, :3], v_tips) + T[..., :3, 3]
-        joints = np.concatenate([posed, tips_posed], axis=1) + t[:, None]
-        return joints[:, list(MANO_TO_OURS)]
+@functools.cache
+def _layer(source: Path, side: str) -> Any:
+    """The smplx MANO layer of one side, built once per folder (float64, as the loaders compute)."""
+    import torch
+
+    from vidihand_ros.mano.layer import load_mano_layers
+
+    return load_mano_layers(source, sides=(side,), dtype=torch.float64)[side]
 
 
 def load_mano(mano_dir: str | Path) -> dict[str, ManoModel]:
@@ -110,7 +106,7 @@ def load_mano(mano_dir: str | Path) -> dict[str, ManoModel]:
     paths = find_mano_files(mano_dir)
     models = {side: _model_from_dict(side, load_mano_file(path), path) for side, path in paths.items()}
     left, right = models["left"], models["right"]
-    if np.sum(np.abs(left.shapedirs[:, 0, :] - right.shapedirs[:, 0, :])) < 1.0:
+    if left_shapedirs_need_fix(left.shapedirs, right.shapedirs):
         fixed = left.shapedirs.copy()
         fixed[:, 0, :] *= -1.0
         models["left"] = replace(left, shapedirs=fixed)
@@ -121,18 +117,14 @@ def _model_from_dict(side: str, data: dict[str, Any], path: Path) -> ManoModel:
     try:
         jreg = data["J_regressor"]
         jreg = np.asarray(jreg.toarray() if hasattr(jreg, "toarray") else jreg, dtype=np.float64)
-        parents = np.asarray(data["kintree_table"], dtype=np.int64)[0].copy()
-        parents[0] = -1
         mean = np.asarray(data["hands_mean"], dtype=np.float64).reshape(45)
         comps = np.asarray(data.get("hands_components", np.eye(45)), dtype=np.float64).reshape(45, 45)
         model = ManoModel(
             side=side,
+            source=path.parent,
             v_template=np.asarray(data["v_template"], dtype=np.float64).reshape(-1, 3),
             shapedirs=np.asarray(data["shapedirs"], dtype=np.float64)[..., :NUM_BETAS],
-            posedirs=np.asarray(data["posedirs"], dtype=np.float64),
             j_regressor=jreg,
-            weights=np.asarray(data["weights"], dtype=np.float64),
-            parents=parents,
             hands_mean=mean,
             hands_components=comps,
         )
@@ -141,8 +133,6 @@ def _model_from_dict(side: str, data: dict[str, Any], path: Path) -> ManoModel:
     nv = model.v_template.shape[0]
     if (
         model.j_regressor.shape != (16, nv)
-        or model.weights.shape != (nv, 16)
-        or model.posedirs.shape != (nv, 3, 135)
         or model.shapedirs.shape[:2] != (nv, 3)
         or nv <= max(FINGERTIP_VERTICES)
     ):
