@@ -20,7 +20,7 @@ class BuildPyWithInterfaces(build_py):
     """Copy the ROS interface definitions (`msg/*.msg`) into the wheel.
 
     ROS keeps them in `msg/` at the package root; a pip install needs them inside the Python
-    package so that `vidihand_ros.messages` can register them in `rosbags` typestores.
+    package so that `vidihand_ros.sinks.hand_poses` can register them in `rosbags` typestores.
     """
 
     def run(self) -> None:
@@ -40,6 +40,10 @@ CORE = [
     "scipy>=1.10",
     "rosbags>=0.11.9,<0.12",
     "rosbags-image[opencv-headless]>=0.10.4,<0.11",
+    # Imported by the core itself (image resize, undistortion; calibration YAML), not only
+    # through rosbags / rosbags-image.
+    "opencv-python-headless>=4.8",
+    "ruamel.yaml>=0.17",
     "zarr>=3.1,<4; python_version>='3.11'",
     "zarr>=2.18.3,<3; python_version<'3.11'",
     "numcodecs>=0.13",

@@ -1,8 +1,9 @@
 """MediaPipe baseline speed on one CPU core, 640×480 frames.
 
-Frames: a real photo (tests/data/hamer_test5.jpg, both hands in view) cut to 4:3, shrunk to
-640×480 and drifting by a few pixels from frame to frame, so MediaPipe tracks both hands as it
-would in a video; already decoded to RGB (JPEG decoding is timed on its own row). Rows:
+Frames: a real photo (HaMeR's hamer_test5.jpg, both hands in view, kept outside the repository
+and found by `vidihand_ros.testing.shared_data`) cut to 4:3, shrunk to 640×480 and drifting by a
+few pixels from frame to frame, so MediaPipe tracks both hands as it would in a video;
+already decoded to RGB (JPEG decoding is timed on its own row). Rows:
 
 - mediapipe only:  `Hands.process` per frame (detection/tracking + landmarks), nothing of ours
 - estimator:       the `mediapipe` estimator: + handedness tracking, undistortion, metric solve,
@@ -33,18 +34,18 @@ import imagecodecs
 import numpy as np
 
 from benchmarks.common import pin_to_one_core
+from vidihand_ros.testing.shared_data import hand_photo_path
 from vidihand_ros.types import CameraModel, Frame, Window
 
 WIDTH, HEIGHT = 640, 480
 CAMERA = CameraModel.from_fxfycxcy(520.0, 520.0, 319.5, 239.5, width=WIDTH, height=HEIGHT)
-PHOTO = Path(__file__).resolve().parent.parent / "tests" / "data" / "hamer_test5.jpg"
 CROP = (0, 300, 1200, 1200)  # x0, y0, x1, y1: a 4:3 cut around her hands
 TARGET_FPS = 30.0
 
 
 def hand_frames(n: int) -> list[np.ndarray]:
     """`n` 640×480 RGB frames of two real hands drifting a few pixels (16 distinct, cycled)."""
-    rgb = np.asarray(imagecodecs.jpeg8_decode(PHOTO.read_bytes()), dtype=np.uint8)
+    rgb = np.asarray(imagecodecs.jpeg8_decode(hand_photo_path(5).read_bytes()), dtype=np.uint8)
     x0, y0, x1, y1 = CROP
     base = rgb[y0:y1, x0:x1]
     distinct = []
@@ -99,10 +100,10 @@ class Clock:
 
 def time_estimator(frames: list[Frame], window: int, warmup: int, **options: str) -> Rate:
     """Rates and hands found per frame of one fresh estimator over `frames` after a warm-up."""
-    from vidihand_ros.estimators import create_estimator
+    from vidihand_ros.estimators import PoseEstimator, create_estimator
 
     estimator = create_estimator("mediapipe", options)
-    assert estimator is not None
+    assert isinstance(estimator, PoseEstimator)
     try:
         estimator.estimate(windows(as_frames([f.rgb() for f in frames[:warmup]]), window))
         batches = windows(frames, window)
@@ -121,7 +122,7 @@ def time_estimator(frames: list[Frame], window: int, warmup: int, **options: str
 
 
 def time_mediapipe_only(rgbs: list[np.ndarray], warmup: int) -> Rate:
-    from vidihand_ros.estimators.mediapipe_detector import MediaPipeHandDetector
+    from vidihand_ros.estimators.mediapipe.detector import MediaPipeHandDetector
 
     detector = MediaPipeHandDetector()
     try:
@@ -149,7 +150,7 @@ def mano_dir_or_reason(tmp: Path) -> tuple[str | None, str]:
         import smplx  # noqa: F401
         import torch
 
-        from vidihand_ros.mano.files import write_synthetic_mano_dir
+        from vidihand_ros.testing.synthetic_mano import write_synthetic_mano_dir
     except ImportError as err:
         return None, f"skipped: {err} (install the [mano] extra)"
     torch.set_num_threads(1)

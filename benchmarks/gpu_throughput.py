@@ -30,12 +30,12 @@ import numpy as np
 import torch
 
 from vidihand_ros.imaging import encode_jpeg
-from vidihand_ros.mano.files import write_synthetic_mano_dir
 from vidihand_ros.mano.layer import load_mano_layers
 from vidihand_ros.model.config import preset
 from vidihand_ros.model.features import Features
 from vidihand_ros.model.flow import add_noise, shift_sigma
 from vidihand_ros.model.vidihand import ViDiHand, build_model
+from vidihand_ros.testing.synthetic_mano import write_synthetic_mano_dir
 
 
 @dataclass

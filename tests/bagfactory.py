@@ -42,9 +42,9 @@ from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
 
 from vidihand_ros.imaging import resize_rgb
+from vidihand_ros.testing import shared_data
 from vidihand_ros.types import CameraModel
 
-DATA = Path(__file__).parent / "data"
 BAG_KINDS = ("rosbag1", "sqlite3", "mcap")
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
@@ -126,15 +126,15 @@ def synthetic_frames(
         yield np.clip(frame, 0, 255).astype(np.uint8)
 
 
-def hand_photo_paths() -> list[Path]:
-    """The real hand photographs in tests/data (MIT licence, see tests/data/LICENSE-hamer.md)."""
-    return sorted(DATA.glob("hamer_test*.jpg"))
+def hand_photo_paths(folder: Path | None = None) -> list[Path]:
+    """The real hand photos (HaMeR examples, MIT), found by `vidihand_ros.testing.shared_data`."""
+    return shared_data.hand_photo_paths(folder)
 
 
-def hand_photos(width: int = 64, height: int = 48) -> list[NDArray[np.uint8]]:
+def hand_photos(width: int = 64, height: int = 48, folder: Path | None = None) -> list[NDArray[np.uint8]]:
     """The real hand photos decoded and resized (aspect not kept) to width×height RGB."""
     out = []
-    for path in hand_photo_paths():
+    for path in hand_photo_paths(folder):
         rgb = np.asarray(imagecodecs.jpeg8_decode(path.read_bytes()), dtype=np.uint8)
         out.append(resize_rgb(rgb, width, height))
     return out

@@ -1,15 +1,43 @@
-"""Shared pytest fixtures. Module-specific fixtures live in their own test modules."""
+"""Shared pytest fixtures and hooks. Module-specific fixtures live in their own test modules."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).parent / "data"
+from tests.ci import in_ci
+from vidihand_ros.testing import shared_data
+from vidihand_ros.testing.shared_data import HandPhotosMissing
+
+
+def skip_or_fail(missing: HandPhotosMissing) -> None:
+    """Skip a test that needs the shared photos when they are absent locally; fail it in CI."""
+    if in_ci():
+        pytest.fail(f"CI is set and the shared hand photos are missing: {missing}", pytrace=False)
+    pytest.skip(str(missing))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    """Fixtures that read the photos (e.g. module-scoped frame lists) go through the same policy."""
+    try:
+        return (yield)
+    except HandPhotosMissing as missing:
+        skip_or_fail(missing)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A test body that reads the photos through `vidihand_ros.testing.shared_data`."""
+    try:
+        return (yield)
+    except HandPhotosMissing as missing:
+        skip_or_fail(missing)
 
 
 @pytest.fixture
 def hand_photo_paths() -> list[Path]:
-    """Real photographs of hands (MIT licence, see tests/data/LICENSE-hamer.md)."""
-    return sorted(DATA.glob("hamer_test*.jpg"))
+    """Real photographs of hands (HaMeR example images, MIT; kept outside the repository)."""
+    return shared_data.hand_photo_paths()

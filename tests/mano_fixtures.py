@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from vidihand_ros.mano.files import write_synthetic_mano_dir
+from vidihand_ros.testing.synthetic_mano import write_synthetic_mano_dir
 
 if TYPE_CHECKING:
     from vidihand_ros.mano.layer import ManoLayer

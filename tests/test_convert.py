@@ -21,7 +21,7 @@ from tests.estimators import expected_pose
 from vidihand_ros.cli import main
 from vidihand_ros.dataset.reader import DatasetReader
 from vidihand_ros.dataset.zarr_compat import register_codecs
-from vidihand_ros.messages import message_to_poses
+from vidihand_ros.sinks.hand_poses import message_to_poses
 from vidihand_ros.types import CameraModel
 
 CAMERA = CameraModel.from_fxfycxcy(500.0, 510.0, 32.0, 24.0, width=64, height=48)

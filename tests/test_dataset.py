@@ -21,10 +21,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.reader import DatasetReader
-from vidihand_ros.dataset.rows import scale_intrinsics
 from vidihand_ros.dataset.schema import EPISODE_ENDS, IMAGE_KEY, LOWDIM_SPECS, MAX_DISTORTION, hand_key
+from vidihand_ros.dataset.staging import open_for_writing
 from vidihand_ros.dataset.writer import DatasetWriter
 from vidihand_ros.errors import DatasetError, InputError
+from vidihand_ros.geometry.resize import scale_intrinsics
 from vidihand_ros.types import CameraModel, Frame, FramePoses, HandPose
 
 REPO = Path(__file__).resolve().parents[1]
@@ -366,12 +367,14 @@ def test_overwrite_rules(tmp_path: Path, frames: list[Frame]) -> None:
     path = tmp_path / "ds.zarr"
     with DatasetWriter(path) as writer:
         write_episode(writer, frames[:2])
-    with pytest.raises(DatasetError, match="overwrite=True"):
+    with pytest.raises(DatasetError, match="replace it with overwrite"):
         DatasetWriter(path)
     assert DatasetReader(path).num_frames == 2
-    with DatasetWriter(path, overwrite=True) as writer:
+    with open_for_writing(path, overwrite=True) as writer:
         write_episode(writer, frames[:1])
+        assert DatasetReader(path).num_frames == 2  # the old one stays until the new one is done
     assert DatasetReader(path).num_frames == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.zarr"]  # no staging left behind
 
     DatasetWriter(tmp_path / "empty.zarr").close()  # a dataset without episodes is replaced silently
     DatasetWriter(tmp_path / "empty.zarr").close()
@@ -379,11 +382,37 @@ def test_overwrite_rules(tmp_path: Path, frames: list[Frame]) -> None:
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("precious")
-    with pytest.raises(DatasetError, match="not a zarr dataset"):
-        DatasetWriter(other, mode="w", overwrite=True)
+    with pytest.raises(DatasetError, match="not a zarr dataset"), open_for_writing(other, overwrite=True):
+        pass
     with pytest.raises(DatasetError, match="not a zarr dataset"):
         DatasetWriter(other, mode="a")
     assert (other / "keep.txt").read_text() == "precious"
+
+
+def test_a_failed_replacement_leaves_the_old_dataset_and_no_staging(
+    tmp_path: Path, frames: list[Frame]
+) -> None:
+    path = tmp_path / "ds.zarr"
+    with DatasetWriter(path) as writer:
+        write_episode(writer, frames[:3])
+    with pytest.raises(RuntimeError, match="disk on fire"), open_for_writing(path, overwrite=True) as writer:
+        write_episode(writer, frames[:1])
+        raise RuntimeError("disk on fire")
+    assert DatasetReader(path).num_frames == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.zarr"]
+
+
+def test_a_dataset_being_appended_to_is_not_replaced(tmp_path: Path, frames: list[Frame]) -> None:
+    path = tmp_path / "ds.zarr"
+    with DatasetWriter(path) as writer:
+        write_episode(writer, frames[:2])
+    with (
+        DatasetWriter(path, mode="a"),
+        pytest.raises(DatasetError, match="another writer"),
+        open_for_writing(path, overwrite=True),
+    ):
+        pass
+    assert DatasetReader(path).num_frames == 2
 
 
 def test_one_writer_and_one_episode_at_a_time(tmp_path: Path, frames: list[Frame]) -> None:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vidihand_ros.filtering import OneEuroFilter, fill_gaps, jitter
+from vidihand_ros.estimators.mediapipe.filtering import OneEuroFilter, fill_gaps, jitter
 
 FPS = 30.0
 

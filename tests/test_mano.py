@@ -14,13 +14,8 @@ import pytest
 from tests.mano_fixtures import MANO_SEED, mano_dir, mano_layers  # noqa: F401  (pytest fixtures)
 from vidihand_ros.errors import InputError
 from vidihand_ros.mano import FINGERTIP_VERTICES, JOINT_ORDER
-from vidihand_ros.mano.files import (
-    LAYER_PARENTS,
-    find_mano_files,
-    load_mano_file,
-    synthetic_mano_arrays,
-    write_synthetic_mano_file,
-)
+from vidihand_ros.mano.files import LAYER_PARENTS, find_mano_files, load_mano_file
+from vidihand_ros.testing.synthetic_mano import synthetic_mano_arrays, write_synthetic_mano_file
 
 #: Keys of the official MANO_RIGHT.pkl / MANO_LEFT.pkl (v1.2).
 REAL_KEYS = {

@@ -1,4 +1,4 @@
-"""The MediaPipe baseline on real photographs (tests/data/hamer_test*.jpg, MIT, see README-hands.md).
+"""The MediaPipe baseline on real photographs (HaMeR's example images, MIT; ../shared/data/hands).
 
 Hand boxes below were read off the photos by eye (original pixel coordinates, x0, y0, x1, y1, with
 a margin of ~15 px). The photos are third-person and not mirrored: a subject facing the camera
@@ -20,13 +20,13 @@ pytest.importorskip(
 
 from scipy.spatial.transform import Rotation
 
-from tests.bagfactory import DATA
 from vidihand_ros.estimators import create_estimator
-from vidihand_ros.estimators.mediapipe_detector import MediaPipeHandDetector
-from vidihand_ros.estimators.mediapipe_hands import MediaPipeHandsEstimator, MediaPipeOptions
-from vidihand_ros.filtering import jitter
+from vidihand_ros.estimators.mediapipe.detector import MediaPipeHandDetector
+from vidihand_ros.estimators.mediapipe.filtering import jitter
+from vidihand_ros.estimators.mediapipe.hands import MediaPipeHandsEstimator, MediaPipeOptions
 from vidihand_ros.geometry.distortion import undistort_points
 from vidihand_ros.geometry.translation import solve_translation
+from vidihand_ros.testing.shared_data import hand_photo_path
 from vidihand_ros.types import CameraModel, Frame, FramePoses, HandPose, Window
 
 Box = tuple[float, float, float, float]
@@ -45,7 +45,7 @@ SEQ_SIZE = (640, 480)
 
 
 def photo(n: int) -> np.ndarray:
-    return np.asarray(imagecodecs.jpeg8_decode((DATA / f"hamer_test{n}.jpg").read_bytes()), dtype=np.uint8)
+    return np.asarray(imagecodecs.jpeg8_decode(hand_photo_path(n).read_bytes()), dtype=np.uint8)
 
 
 def camera_for(width: int, height: int, f_scale: float = 1.2, **kwargs: object) -> CameraModel:
@@ -389,7 +389,7 @@ def test_short_gaps_are_filled_and_flagged_only_when_asked() -> None:
 def test_mano_fit_fills_the_mano_keys_with_one_shape_per_segment(tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="the MANO fit needs the [mano] extra")
     pytest.importorskip("smplx", reason="the MANO fit needs the [mano] extra")
-    from vidihand_ros.mano.files import write_synthetic_mano_dir
+    from vidihand_ros.testing.synthetic_mano import write_synthetic_mano_dir
 
     mano_dir = write_synthetic_mano_dir(tmp_path / "mano", seed=3)
     frames = [frame_of(rgb, i) for i, rgb in enumerate(hand_sequence(6))]
@@ -422,10 +422,11 @@ def test_missing_mano_files_are_reported_before_any_frame() -> None:
 def test_visualize_command_draws_both_sides_on_a_real_photo(tmp_path: Path) -> None:
     import cv2
 
-    from vidihand_ros.visualize import SIDE_COLOURS, main
+    from vidihand_ros.cli import main
+    from vidihand_ros.visualize import SIDE_COLOURS
 
     out = tmp_path / "hands.png"
-    assert main([str(DATA / "hamer_test5.jpg"), "-o", str(out), "--crop", "150,300,1050,1300"]) == 0
+    assert main(["visualize", str(hand_photo_path(5)), "-o", str(out), "--crop", "150,300,1050,1300"]) == 0
     written = cv2.imread(str(out))
     assert written is not None
     picture = cv2.cvtColor(written, cv2.COLOR_BGR2RGB)
@@ -435,4 +436,4 @@ def test_visualize_command_draws_both_sides_on_a_real_photo(tmp_path: Path) -> N
         region = picture[y0 - 300 : y1 - 300, x0 - 150 : x1 - 150].reshape(-1, 3)
         share = (np.abs(region.astype(int) - SIDE_COLOURS[side]).sum(axis=1) < 30).mean()
         assert share > 0.01, side  # the side's skeleton is drawn over that hand
-    assert main([str(DATA / "missing.jpg"), "-o", str(out)]) == 2
+    assert main(["visualize", str(tmp_path / "missing.jpg"), "-o", str(out)]) == 2

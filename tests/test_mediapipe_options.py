@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from vidihand_ros.errors import InputError
 from vidihand_ros.estimators import BUILTIN_ESTIMATORS, create_estimator
-from vidihand_ros.estimators.mediapipe_hands import MediaPipeOptions
+from vidihand_ros.estimators.mediapipe.hands import MediaPipeOptions
 from vidihand_ros.geometry.palm import palm_frame, palm_orientation
 from vidihand_ros.types import FramePoses, HandPose
 from vidihand_ros.visualize import SIDE_COLOURS, draw_hands
@@ -63,7 +63,7 @@ def test_bad_options_are_input_errors_naming_the_option(options: dict[str, str],
 
 
 def test_registry_knows_mediapipe() -> None:
-    assert BUILTIN_ESTIMATORS["mediapipe"] == "vidihand_ros.estimators.mediapipe_hands:create"
+    assert BUILTIN_ESTIMATORS["mediapipe"] == "vidihand_ros.estimators.mediapipe.hands:create"
 
 
 @pytest.mark.skipif(HAS_MEDIAPIPE, reason="checks the message shown when mediapipe is NOT installed")

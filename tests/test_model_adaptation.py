@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +16,21 @@ pytest.importorskip("diffusers")
 import torch
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.model.adaptation import AdaptationTrainer, make_batch, overlay_flow_loss
 from vidihand_ros.model.backbone import Backbone, build_backbone
-from vidihand_ros.model.checkpoint import (
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
-)
-from vidihand_ros.model.config import AdaptationConfig, BackboneConfig, preset
+from vidihand_ros.model.checkpoint import load_checkpoint
+from vidihand_ros.model.config import BackboneConfig, preset
 from vidihand_ros.model.features import extract_features
 from vidihand_ros.model.flow import add_noise, sample_sigmas, shift_sigma
-from vidihand_ros.model.overlay import OverlayRenderer
-from vidihand_ros.model.synthetic import SyntheticHandSet
+from vidihand_ros.testing.synthetic_windows import SyntheticHandSet
+from vidihand_ros.training.adaptation import AdaptationTrainer, make_batch, overlay_flow_loss
+from vidihand_ros.training.checkpoints import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
+from vidihand_ros.training.config import AdaptationConfig, DecoderTrainConfig, LoopConfig, LossWeights
+from vidihand_ros.training.overlay import OverlayRenderer
 
 EVAL_STEPS = (10_000, 10_001, 10_002)  # fixed (batch, σ, ε) draws used only for evaluation
 
@@ -63,6 +66,24 @@ def test_flow_schedule_conventions() -> None:
     assert float(shift_sigma(0.5, 3.0)) == pytest.approx(0.75)  # 3·0.5 / (1 + 2·0.5)
     s = sample_sigmas(1000, generator=torch.Generator().manual_seed(0))
     assert float(s.min()) > 0 and float(s.max()) < 1 and abs(float(s.mean()) - 0.5) < 0.03
+
+
+def test_both_trainings_share_one_loop_config_and_keep_their_json() -> None:
+    loop = {f.name for f in fields(LoopConfig)}
+    for cls in (AdaptationConfig, DecoderTrainConfig):
+        assert issubclass(cls, LoopConfig) and loop < {f.name for f in fields(cls)}
+    assert (AdaptationConfig().steps, DecoderTrainConfig().steps) == (1000, 20_000)
+    # Checkpoints store a config as one flat JSON object; it reads back as the same config.
+    for config in (
+        AdaptationConfig(stage="mesh", lr=3e-3, betas=(0.8, 0.9), sigma_sampling="uniform"),
+        DecoderTrainConfig(steps=5, warmup_steps=1, loss=LossWeights(heatmap=0.0)),
+    ):
+        stored = json.loads(json.dumps(config.to_dict()))
+        assert loop < set(stored) and type(config).from_dict(stored) == config
+    with pytest.raises(InputError, match="unknown decoder training config keys: colour"):
+        DecoderTrainConfig.from_dict({"colour": "red"})
+    with pytest.raises(InputError, match="lr > 0"):
+        AdaptationConfig(lr=0.0)
 
 
 def test_overlay_loss_is_finite_and_backpropagates_only_into_the_vace_branch(
@@ -176,10 +197,12 @@ def test_checkpoint_round_trip_optimizer_rng_and_pruning(tmp_path: Path) -> None
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.8, 0.95))
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
-    path = save_checkpoint(tmp_path / "c", model.state_dict(), opt, 7, {"a": [1, 2]}, extra={"note": "x"})
+    path = save_training_checkpoint(
+        tmp_path / "c", model.state_dict(), opt, 7, {"a": [1, 2]}, extra={"note": "x"}
+    )
     expected_next = torch.rand(3)
     torch.rand(100)
-    ckpt = load_checkpoint(path)
+    ckpt = load_training_checkpoint(path)
     assert (ckpt.step, ckpt.config, ckpt.extra) == (7, {"a": [1, 2]}, {"note": "x"})
     for key, value in model.state_dict().items():
         torch.testing.assert_close(ckpt.model_state[key], value)
@@ -190,13 +213,13 @@ def test_checkpoint_round_trip_optimizer_rng_and_pruning(tmp_path: Path) -> None
     for pid, entries in opt.state_dict()["state"].items():
         for name, value in entries.items():
             torch.testing.assert_close(fresh.state_dict()["state"][pid][name], value)
-    from vidihand_ros.model.checkpoint import restore_rng
+    from vidihand_ros.training.checkpoints import restore_rng
 
     assert ckpt.rng is not None
     restore_rng(ckpt.rng)
     torch.testing.assert_close(torch.rand(3), expected_next)
     # Overwriting is atomic and leaves no temporary directories.
-    save_checkpoint(tmp_path / "c", {"w": torch.zeros(1)}, None, 8)
+    save_training_checkpoint(tmp_path / "c", {"w": torch.zeros(1)}, None, 8)
     assert load_checkpoint(tmp_path / "c").step == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
     assert _file_kinds(tmp_path) == {".json", ".safetensors"}

@@ -25,6 +25,7 @@ from vidihand_ros.model.backbone import (
 )
 from vidihand_ros.model.config import (
     BackboneConfig,
+    DecoderConfig,
     ViDiHandConfig,
     preset,
     preset_names,
@@ -94,6 +95,22 @@ def test_config_validation_names_the_problem() -> None:
         BackboneConfig.from_dict({**good, "colour": "red"})
     with pytest.raises(InputError, match="window"):
         ViDiHandConfig.from_dict({**preset("tiny").to_dict(), "window": 10})
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_the_decoder_is_a_typed_part_of_the_model_config(name: str) -> None:
+    config = preset(name)
+    expected = DecoderConfig.tiny if name == "tiny" else DecoderConfig.default
+    assert config.decoder == expected(config.backbone.width)
+    # Configs and checkpoints written before the decoder was typed hold `"decoder": {}`.
+    legacy = {**config.to_dict(), "decoder": {}}
+    assert ViDiHandConfig.from_dict(legacy) == config
+    legacy.pop("decoder")
+    assert ViDiHandConfig.from_dict(legacy) == config
+    with pytest.raises(InputError, match="feature_dim"):
+        ViDiHandConfig.from_dict({**config.to_dict(), "decoder": DecoderConfig.tiny(8).to_dict()})
+    with pytest.raises(InputError, match="decoder"):
+        ViDiHandConfig.from_dict({**config.to_dict(), "decoder": {"colour": "red"}})
 
 
 # Parameter counts on the meta device ---------------------------------------------------------

@@ -19,8 +19,8 @@ import torch
 from tests.mano_fixtures import mano_dir, mano_layers  # noqa: F401  (pytest fixtures)
 from vidihand_ros.geometry.palm import palm_orientation
 from vidihand_ros.mano.layer import ManoLayer
+from vidihand_ros.model.config import DecoderConfig
 from vidihand_ros.model.decoder import (
-    DecoderConfig,
     HeadOutputs,
     PoseDecoder,
     frame_slots,
@@ -28,7 +28,6 @@ from vidihand_ros.model.decoder import (
     to_frame_poses,
 )
 from vidihand_ros.model.features import Features
-from vidihand_ros.model.losses import DecoderTargets, decoder_loss
 from vidihand_ros.model.ray_encoding import fourier_encode, pixel_rays
 from vidihand_ros.model.rotations import (
     axis_angle_to_matrix,
@@ -36,13 +35,9 @@ from vidihand_ros.model.rotations import (
     matrix_to_rot6d,
     rot6d_to_matrix,
 )
-from vidihand_ros.model.train_decoder import (
-    DecoderExample,
-    DecoderTrainConfig,
-    DecoderTrainer,
-    ExampleDirectory,
-    collate_examples,
-)
+from vidihand_ros.training.config import DecoderTrainConfig
+from vidihand_ros.training.decoder import DecoderExample, DecoderTrainer, ExampleDirectory, collate_examples
+from vidihand_ros.training.losses import DecoderTargets, decoder_loss
 from vidihand_ros.types import FramePoses
 
 B, T, F = 2, 9, 3

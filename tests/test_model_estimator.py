@@ -6,6 +6,9 @@ MANO files, real bags and Zarr stores.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +51,11 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def test_the_estimator_module_imports_without_torch() -> None:
+    code = "import sys, vidihand_ros.estimators.vidihand; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_model_init_writes_safetensors_and_json_only(checkpoint: Path) -> None:
     assert sorted(p.name for p in checkpoint.iterdir()) == ["model.safetensors", "state.json"]
     assert checkpoint.joinpath("model.safetensors").read_bytes()[8:9] == b"{"  # safetensors header, no pickle
@@ -66,6 +74,16 @@ def test_checkpoint_round_trip_gives_the_same_model_output(tmp_path: Path, mano_
     torch.testing.assert_close(out_a.joints_3d, out_b.joints_3d)
     assert out_a.joints_3d.shape == (1, 9, 2, 21, 3)
     assert len(checkpoint_sha256(path)) == 64
+
+
+def test_a_checkpoint_without_a_typed_decoder_config_loads(tmp_path: Path) -> None:
+    model = build_model("tiny", seed=7)
+    path = save_model(model, tmp_path / "ck")
+    state = json.loads((path / "state.json").read_text())
+    state["config"]["model"]["decoder"] = {}  # as written before the model config typed it
+    (path / "state.json").write_text(json.dumps(state))
+    loaded = load_model(path)
+    assert loaded.config == model.config and loaded.decoder.config == model.decoder.config
 
 
 def test_convert_with_the_vidihand_estimator_fills_every_pose_key(
@@ -106,6 +124,7 @@ def test_convert_with_the_vidihand_estimator_fills_every_pose_key(
         )
     info = reader.episode_attrs(0)["estimator"]
     assert info["name"] == "vidihand" and info["checkpoint_sha256"] == checkpoint_sha256(checkpoint)
+    assert info["window"] == 9  # the model's window, the default --window
 
 
 def test_wrong_window_length_and_missing_mano_are_clear_errors(

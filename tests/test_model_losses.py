@@ -12,7 +12,8 @@ pytest.importorskip("torch")
 import torch
 
 from vidihand_ros.model.decoder import DecoderOutput
-from vidihand_ros.model.losses import (
+from vidihand_ros.model.rotations import axis_angle_to_matrix, geodesic_angle
+from vidihand_ros.training.losses import (
     DecoderTargets,
     LossWeights,
     acceleration_loss,
@@ -29,7 +30,6 @@ from vidihand_ros.model.losses import (
     velocity_loss,
     visibility_loss,
 )
-from vidihand_ros.model.rotations import axis_angle_to_matrix, geodesic_angle
 from vidihand_ros.types import FramePoses, HandPose
 
 B, T = 2, 5

@@ -24,13 +24,13 @@ from safetensors.torch import load_file
 
 import vidihand_ros.cli as cli
 from tests.mano_fixtures import mano_dir, mano_layers  # noqa: F401  (pytest fixtures)
+from vidihand_ros.cli.train import add_parser as add_train_parser
 from vidihand_ros.dataset.writer import DatasetWriter
 from vidihand_ros.errors import InputError
 from vidihand_ros.mano.layer import ManoLayer
 from vidihand_ros.model.config import preset
-from vidihand_ros.model.overlay import OverlayRenderer
-from vidihand_ros.model.train_cli import add_train_parser
-from vidihand_ros.model.training_windows import (
+from vidihand_ros.training.overlay import OverlayRenderer
+from vidihand_ros.training.windows import (
     GroundTruthWindows,
     OverlayWindows,
     window_starts,

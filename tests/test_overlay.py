@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.mano.files import synthetic_mano_arrays
-from vidihand_ros.model.overlay import (
+from vidihand_ros.testing.synthetic_mano import synthetic_mano_arrays
+from vidihand_ros.testing.synthetic_windows import SyntheticHandSet, canonical_hand
+from vidihand_ros.training.overlay import (
     BONES,
     FINGER_COLOURS,
     HandTrack,
@@ -18,7 +19,6 @@ from vidihand_ros.model.overlay import (
     blend,
     rasterize_meshes,
 )
-from vidihand_ros.model.synthetic import SyntheticHandSet, canonical_hand
 
 K = np.array([[200.0, 0.0, 79.5], [0.0, 200.0, 59.5], [0.0, 0.0, 1.0]])
 
@@ -30,7 +30,8 @@ def _keypoints(frames: int = 1) -> np.ndarray:
 
 def test_renderer_config_and_synthetic_set_import_without_torch() -> None:
     code = (
-        "import sys, vidihand_ros.model, vidihand_ros.model.overlay, vidihand_ros.model.synthetic;"
+        "import sys, vidihand_ros.model, vidihand_ros.training, vidihand_ros.training.overlay,"
+        " vidihand_ros.testing.synthetic_windows;"
         "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,7 +10,7 @@ from rosbags.highlevel import AnyReader
 from ruamel.yaml import YAML
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.messages import HAND_POSES, message_to_poses
+from vidihand_ros.sinks.hand_poses import HAND_POSES, message_to_poses
 from vidihand_ros.sinks.pose_bag import DEFAULT_TOPIC, PoseBagWriter
 from vidihand_ros.types import NUM_JOINTS, FramePoses, HandPose
 
@@ -53,7 +53,7 @@ def test_write_and_read_back(tmp_path: Path, storage: str, distro: str) -> None:
     written = _poses(12)
     with PoseBagWriter(path, storage=storage, distro=distro) as bag:
         for poses in written:
-            bag.write(poses)
+            bag.write_poses(poses)
     assert bag.count == 12
     assert (path / f"poses{STORAGE_FILES[storage]}").is_file()
 
@@ -84,11 +84,11 @@ def test_write_and_read_back(tmp_path: Path, storage: str, distro: str) -> None:
 
 def test_custom_topic_and_explicit_close(tmp_path: Path) -> None:
     bag = PoseBagWriter(tmp_path / "b", topic="/hands")
-    bag.write(FramePoses(T0, "cam"))
+    bag.write_poses(FramePoses(T0, "cam"))
     bag.close()
     bag.close()
     with pytest.raises(RuntimeError, match="closed"):
-        bag.write(FramePoses(T0, "cam"))
+        bag.write_poses(FramePoses(T0, "cam"))
     conns, read = _read(tmp_path / "b")
     assert conns == [("/hands", HAND_POSES, 1)]
     assert read[0].left is None and read[0].right is None
@@ -106,8 +106,8 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
 def test_bag_stays_readable_after_an_error(tmp_path: Path) -> None:
     path = tmp_path / "crash"
     with pytest.raises(ZeroDivisionError), PoseBagWriter(path, storage="sqlite3") as bag:
-        bag.write(FramePoses(T0, "cam"))
-        bag.write(FramePoses(T0 + 1, "cam"))
+        bag.write_poses(FramePoses(T0, "cam"))
+        bag.write_poses(FramePoses(T0 + 1, "cam"))
         _ = 1 / 0
     conns, read = _read(path)
     assert conns[0][2] == 2
@@ -125,4 +125,4 @@ def test_bad_options(tmp_path: Path, kwargs: dict[str, str], complaint: str) -> 
 
 def test_negative_stamp_is_refused(tmp_path: Path) -> None:
     with PoseBagWriter(tmp_path / "neg") as bag, pytest.raises(InputError, match="negative stamp"):
-        bag.write(FramePoses(-1, "cam"))
+        bag.write_poses(FramePoses(-1, "cam"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.synthetic_hands import hand_template
-from vidihand_ros.tracking import Detection, HandTracker
+from vidihand_ros.estimators.mediapipe.tracking import Detection, HandTracker
 
 #: 2D keypoint shapes (pixels, wrist at 0) of a right hand and its mirror image, the left hand.
 RIGHT_SHAPE = hand_template()[:, :2] * 900.0
@@ -38,7 +38,7 @@ def _run(
             if k in same_label_frames:
                 label = "right"
             dets.append(_detection(side, track[k], label, float(rng.uniform(0.5, 1.0)), mirror))
-        rng.shuffle(dets)  # detector order means nothing
+        dets = [dets[i] for i in rng.permutation(len(dets))]  # detector order means nothing
         out.append({side: str(det.payload) for side, det in tracker.update(dets).items()})
     return out
 

@@ -33,10 +33,10 @@ from tests.training_fixtures import (
     write_hot3d_clip,
 )
 from vidihand_ros.dataset.reader import DatasetReader
-from vidihand_ros.dataset.rows import scale_intrinsics
 from vidihand_ros.dataset.schema import IMAGE_KEY, hand_key
 from vidihand_ros.errors import InputError
-from vidihand_ros.mano import synthetic_mano_arrays, write_synthetic_mano_dir
+from vidihand_ros.geometry.resize import scale_intrinsics
+from vidihand_ros.testing.synthetic_mano import synthetic_mano_arrays, write_synthetic_mano_dir
 from vidihand_ros.training_data import (
     ArcticLoader,
     EgoDexLoader,

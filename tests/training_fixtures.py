@@ -5,7 +5,7 @@ hdf5, pickles), from ground truth chosen in the *camera* frame with our conventi
 dataset-side values (world frame, flat_hand_mean=False, PCA, ...) are derived from it, so a
 loader is right when it gives the chosen values back. MANO files are synthetic: real keys,
 shapes and pickling (chumpy objects, scipy sparse), random values
-(`vidihand_ros.mano.write_synthetic_mano_dir`).
+(`vidihand_ros.testing.synthetic_mano.write_synthetic_mano_dir`).
 """
 
 from __future__ import annotations

@@ -36,3 +36,7 @@ class InputError(Exception):
 
 class DatasetError(InputError):
     """A dataset on disk that cannot be opened or appended to as asked."""
+
+
+class EstimatorError(InputError):
+    """The estimator failed on (or answered wrongly for) a window; the message names its stamps."""

@@ -28,9 +28,9 @@ from numpy.typing import NDArray
 
 from vidihand_ros import metrics as m
 from vidihand_ros.dataset.reader import DatasetReader
-from vidihand_ros.dataset.rows import scale_pixels
 from vidihand_ros.dataset.schema import hand_key
 from vidihand_ros.errors import DatasetError
+from vidihand_ros.geometry.resize import scale_pixels
 from vidihand_ros.types import HAND_SIDES
 
 #: GT presence at or above this means the hand is there (GT presence is normally 0 or 1).

@@ -1,36 +1,32 @@
-"""Bag/video → (windows → estimator → stitcher) → dataset and pose bag: the offline pipeline.
+"""`vidihand convert`: recordings → episodes → PoseStream → sinks (the dataset, a pose bag).
 
-One pass, streaming: memory is bounded by one window of frames plus the writers' small buffers,
-whatever the length of the recording. Each input file becomes one episode by default; episodes
-can also be split at stamp gaps or cut to given time ranges.
+One pass, streaming: memory is bounded by the PoseStream's window buffer plus the sinks' small
+buffers, whatever the length of the recording. Each input file becomes one episode by default;
+episodes can also be split at stamp gaps or cut to given time ranges (`episodes`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from itertools import pairwise
+from functools import partial
 from pathlib import Path
-from typing import Literal
 
 from vidihand_ros import __version__
-from vidihand_ros.dataset.writer import DatasetWriter, EpisodeWriter
-from vidihand_ros.dataset.zarr_compat import is_group_dir
-from vidihand_ros.errors import DatasetError, InputError
-from vidihand_ros.estimators.base import PoseEstimator
+from vidihand_ros.dataset.staging import open_for_writing
+from vidihand_ros.episodes import Peekable, checked_time_ranges, split_episodes
+from vidihand_ros.errors import InputError
+from vidihand_ros.estimators.base import AnyPoseEstimator
+from vidihand_ros.sinks.base import Sink, episode_sinks, write_all
+from vidihand_ros.sinks.dataset import DatasetSink
 from vidihand_ros.sinks.pose_bag import PoseBagWriter
 from vidihand_ros.sources import FrameSource, open_source
-from vidihand_ros.stitching import Stitcher
-from vidihand_ros.types import CameraModel, Frame, FramePoses
-from vidihand_ros.windowing import Windower
+from vidihand_ros.stream import Pair, PoseStream
+from vidihand_ros.types import CameraModel, Frame
 
 log = logging.getLogger(__name__)
-
-NS = 1_000_000_000
 
 
 @dataclass
@@ -41,7 +37,8 @@ class ConvertOptions:
     camera_info_topic: str | None = None
     #: Intrinsics to use when the recording has no CameraInfo.
     camera: CameraModel | None = None
-    window: int = 81
+    #: Frames per window; None: the estimator's own (`EstimatorInfo.window`), else 81.
+    window: int | None = None
     stride: int | None = None
     #: A stamp jump over this starts a new window segment (the estimator never sees across it).
     segment_gap_s: float = 0.5
@@ -85,13 +82,14 @@ def convert(
     inputs: Sequence[Path],
     output: Path,
     *,
-    estimator: PoseEstimator | None = None,
+    estimator: AnyPoseEstimator | None = None,
     options: ConvertOptions | None = None,
     append: bool = False,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    sinks: Sequence[Sink] = (),
 ) -> ConvertReport:
-    """Convert recordings into episodes of the dataset at `output`.
+    """Convert recordings into episodes of the dataset at `output` (and into any further `sinks`).
 
     Every input is opened (paths, topics, intrinsics) before anything is written. Episodes are
     committed one by one: if input k fails, the episodes of inputs before k stay in the dataset
@@ -100,18 +98,61 @@ def convert(
     run leaves the old dataset as it was.
     """
     options = options or ConvertOptions()
-    ranges = _checked_time_ranges(options.time_ranges)
-    if ranges != options.time_ranges:
-        options = replace(options, time_ranges=ranges)
+    options = replace(options, time_ranges=checked_time_ranges(options.time_ranges))
+    stream_for = partial(
+        PoseStream,
+        estimator,
+        window=options.window,
+        stride=options.stride,
+        segment_gap_s=options.segment_gap_s,
+        batch_windows=options.batch_windows,
+    )
+    probe = stream_for()  # a new stream per episode; this one checks window and stride up front
     sources = [(Path(path), _open(Path(path), options)) for path in inputs]
     if options.pose_bag is not None and options.pose_bag.exists():
         raise InputError("the pose bag exists already; choose a new path", source=options.pose_bag)
-    output = Path(output)
-    if overwrite and output.exists():
-        return _replacing(
-            output, lambda staging: _convert(sources, staging, estimator, options, "w", progress)
-        )
-    return _convert(sources, output, estimator, options, "a" if append else "w", progress)
+    estimator_attrs = estimator.info.as_attrs() if estimator else None
+    dataset_attrs = {
+        "software": {"name": "vidihand_ros", "version": __version__},
+        "estimator": estimator_attrs,
+        "window": probe.window,
+        "stride": probe.stride,
+    }
+    report = ConvertReport()
+    with (
+        open_for_writing(
+            output,
+            append=append,
+            overwrite=overwrite,
+            image_size=options.image_size,
+            jpeg_quality=options.jpeg_quality,
+            reencode=options.reencode,
+            attrs=dataset_attrs,
+        ) as writer,
+        ExitStack() as stack,
+    ):
+        dataset = DatasetSink(writer)
+        all_sinks: list[Sink] = [dataset, *sinks]
+        if options.pose_bag is not None:
+            bag = PoseBagWriter(
+                options.pose_bag, storage=options.pose_bag_storage, topic=options.pose_bag_topic
+            )
+            all_sinks.append(stack.enter_context(bag))
+        stack.callback(dataset.close)
+        for path, source in sources:
+            try:
+                episodes = _convert_source(
+                    path, source, all_sinks, dataset, stream_for, options, progress, estimator_attrs
+                )
+            except InputError as err:
+                # Errors raised downstream (e.g. the dataset's image size) still name the input.
+                err.source = err.source if err.source is not None else path
+                err.topic = err.topic or getattr(source, "topic", None)
+                raise
+            if not episodes:
+                raise InputError("no frames inside the given --time-range values", source=path)
+            report.episodes.extend(episodes)
+    return report
 
 
 def _open(path: Path, options: ConvertOptions) -> FrameSource:
@@ -124,228 +165,67 @@ def _open(path: Path, options: ConvertOptions) -> FrameSource:
     )
 
 
-def _replacing(output: Path, build: Callable[[Path], ConvertReport]) -> ConvertReport:
-    """Build a dataset in a staging folder beside `output`, then swap it in."""
-    if not is_group_dir(output):
-        raise DatasetError("exists and is not a zarr dataset; not replacing it", source=output)
-    staging = output.with_name(f".{output.name}.new-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        report = build(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    retired = output.with_name(f".{output.name}.old-{os.getpid()}")
-    os.replace(output, retired)
-    os.replace(staging, output)
-    shutil.rmtree(retired, ignore_errors=True)
-    return report
-
-
-def _convert(
-    sources: Sequence[tuple[Path, FrameSource]],
-    output: Path,
-    estimator: PoseEstimator | None,
-    options: ConvertOptions,
-    mode: Literal["w", "a"],
-    progress: ProgressCallback | None,
-) -> ConvertReport:
-    report = ConvertReport()
-    estimator_attrs = estimator.info.as_attrs() if estimator else None
-    dataset_attrs = {
-        "software": {"name": "vidihand_ros", "version": __version__},
-        "estimator": estimator_attrs,
-        "window": options.window,
-        "stride": options.stride or options.window,
-    }
-    with ExitStack() as stack:
-        writer = stack.enter_context(
-            DatasetWriter(
-                output,
-                mode=mode,
-                image_size=options.image_size,
-                jpeg_quality=options.jpeg_quality,
-                reencode=options.reencode,
-                attrs=dataset_attrs,
-            )
-        )
-        pose_bag = None
-        if options.pose_bag is not None:
-            pose_bag = stack.enter_context(
-                PoseBagWriter(
-                    options.pose_bag, storage=options.pose_bag_storage, topic=options.pose_bag_topic
-                )
-            )
-        for path, source in sources:
-            try:
-                episodes = _convert_source(path, source, writer, estimator, pose_bag, options, progress)
-            except InputError as err:
-                # Errors raised downstream (e.g. the dataset's image size) still name the input.
-                err.source = err.source if err.source is not None else path
-                err.topic = err.topic or getattr(source, "topic", None)
-                raise
-            if not episodes:
-                raise InputError("no frames inside the given --time-range values", source=path)
-            report.episodes.extend(episodes)
-    return report
-
-
 def _convert_source(
     path: Path,
     source: FrameSource,
-    writer: DatasetWriter,
-    estimator: PoseEstimator | None,
-    pose_bag: PoseBagWriter | None,
+    sinks: list[Sink],
+    dataset: DatasetSink,
+    stream_for: Callable[[], PoseStream],
     options: ConvertOptions,
     progress: ProgressCallback | None,
+    estimator_attrs: dict[str, object] | None,
 ) -> list[EpisodeReport]:
     """One input file → its committed episodes."""
     reports = []
     advance = progress(str(path), source.message_count) if progress else None
-    for episode_index, episode_frames in enumerate(_split_episodes(source, options)):
-        frames = _Peekable(episode_frames)
-        if frames.peek() is None:
+    with_episodes = episode_sinks(sinks)
+    episodes = split_episodes(source, split_gap_s=options.split_gap_s, time_ranges=options.time_ranges)
+    for episode_index, episode_frames in enumerate(episodes):
+        frames = Peekable(episode_frames)
+        first = frames.peek()
+        if first is None:
             log.warning("%s: episode %d has no frames; not written", path, episode_index)
             continue
         skipped_before = len(source.skipped)
         attrs = {
             "source": source.source_description,
             "split_index": episode_index,
-            "estimator": estimator.info.as_attrs() if estimator else None,
+            "estimator": estimator_attrs,
         }
-        with writer.begin_episode(attrs) as episode:
-            count = _write_episode(frames, episode, estimator, pose_bag, options, advance)
-            skipped = list(source.skipped[skipped_before:])
-            episode.attrs["skipped_frames"] = skipped
-        reports.append(EpisodeReport(str(path), count, episode.passthrough_frames, len(skipped)))
+        for sink in with_episodes:
+            sink.begin_episode(attrs)
+        stream = stream_for()
+        try:
+            count = feed(frames, stream, sinks, advance)
+        except BaseException:
+            for sink in with_episodes:
+                sink.abort_episode()
+            raise
+        finally:
+            stream.close()
+        skipped = list(source.skipped[skipped_before:])
+        for sink in with_episodes:
+            sink.end_episode({"skipped_frames": skipped})
+        passthrough = dataset.last_episode.passthrough_frames if dataset.last_episode else 0
+        reports.append(EpisodeReport(str(path), count, passthrough, len(skipped)))
     return reports
 
 
-def _checked_time_ranges(ranges: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
-    """Sorted ranges; overlapping ones are refused (a frame belongs to one episode)."""
-    if not ranges:
-        return ranges
-    ordered = sorted(ranges)
-    for (a_start, a_end), (b_start, b_end) in pairwise(ordered):
-        if b_start < a_end:
-            raise InputError(f"--time-range {a_start}:{a_end} and {b_start}:{b_end} overlap")
-    return ordered
-
-
-def _write_episode(
+def feed(
     frames: Iterable[Frame],
-    episode: EpisodeWriter,
-    estimator: PoseEstimator | None,
-    pose_bag: PoseBagWriter | None,
-    options: ConvertOptions,
-    advance: Callable[[int], None] | None,
+    stream: PoseStream,
+    sinks: Sequence[Sink],
+    advance: Callable[[int], None] | None = None,
 ) -> int:
+    """The loop every front end runs: frames → PoseStream → sinks, then flush; returns the count."""
     count = 0
-    for frame, poses in _estimate(frames, estimator, options):
-        episode.add(frame, poses)
-        if pose_bag is not None and poses is not None:
-            pose_bag.write(poses)
-        count += 1
-        if advance:
-            advance(1)
-    return count
-
-
-def _estimate(
-    frames: Iterable[Frame], estimator: PoseEstimator | None, options: ConvertOptions
-) -> Iterator[tuple[Frame, FramePoses | None]]:
-    """Pair each frame with its poses; frames-only mode pairs it with None."""
-    if estimator is None:
-        for frame in frames:
-            yield frame, None
-        return
-    stride = options.stride or options.window
-    windower = Windower(window=options.window, stride=stride, gap_ns=int(options.segment_gap_s * NS))
-    stitcher = Stitcher(window=options.window, stride=stride)
-    pending = []
     for frame in frames:
-        pending.extend(windower.push(frame))
-        if len(pending) >= options.batch_windows:
-            yield from _run_batch(pending, estimator, stitcher)
-            pending = []
-    pending.extend(windower.flush())
-    if pending:
-        yield from _run_batch(pending, estimator, stitcher)
-    yield from stitcher.flush()
+        count += _deliver(sinks, stream.push(frame), advance)
+    return count + _deliver(sinks, stream.flush(), advance)
 
 
-def _run_batch(
-    windows: list, estimator: PoseEstimator, stitcher: Stitcher
-) -> Iterator[tuple[Frame, FramePoses]]:
-    results = estimator.estimate(windows)
-    if len(results) != len(windows):
-        raise RuntimeError(f"estimator returned {len(results)} results for {len(windows)} windows")
-    for window, poses in zip(windows, results, strict=True):
-        if len(poses) != len(window.frames):
-            raise RuntimeError(
-                f"estimator returned {len(poses)} poses for a window of {len(window.frames)} frames"
-            )
-        yield from stitcher.add(window, poses)
-
-
-def _split_episodes(frames: Iterable[Frame], options: ConvertOptions) -> Iterator[Iterator[Frame]]:
-    """Cut one file's frame stream into episodes (lazily: each episode is itself a stream).
-
-    The caller must consume each episode before asking for the next one.
-    """
-    stream = _Peekable(iter(frames))
-    if options.time_ranges:
-        first = stream.peek()
-        if first is None:
-            return
-        origin = first.stamp_ns
-        for start_s, end_s in options.time_ranges:
-            start, end = origin + int(start_s * NS), origin + int(end_s * NS)
-            yield _take_range(stream, start, end)
-        return
-    gap_ns = int(options.split_gap_s * NS) if options.split_gap_s else None
-    while stream.peek() is not None:
-        yield _take_until_gap(stream, gap_ns)
-
-
-def _take_range(stream: _Peekable, start: int, end: int) -> Iterator[Frame]:
-    while (frame := stream.peek()) is not None and frame.stamp_ns < end:
-        next(stream)
-        if frame.stamp_ns >= start:
-            yield frame
-
-
-def _take_until_gap(stream: _Peekable, gap_ns: int | None) -> Iterator[Frame]:
-    previous: Frame | None = None
-    while (frame := stream.peek()) is not None:
-        if previous is not None and gap_ns is not None:
-            step = frame.stamp_ns - previous.stamp_ns
-            if step > gap_ns or step < 0:  # a gap, or the clock jumped back: a new episode
-                return
-        next(stream)
-        previous = frame
-        yield frame
-
-
-class _Peekable(Iterator[Frame]):
-    """An iterator with one frame of look-ahead (episode boundaries need to see the next stamp)."""
-
-    def __init__(self, it: Iterator[Frame]) -> None:
-        self._it = it
-        self._head: Frame | None = None
-        self._done = False
-
-    def peek(self) -> Frame | None:
-        if self._head is None and not self._done:
-            try:
-                self._head = next(self._it)
-            except StopIteration:
-                self._done = True
-        return self._head
-
-    def __next__(self) -> Frame:
-        head = self.peek()
-        if head is None:
-            raise StopIteration
-        self._head = None
-        return head
+def _deliver(sinks: Sequence[Sink], pairs: list[Pair], advance: Callable[[int], None] | None) -> int:
+    count = write_all(sinks, pairs)
+    if advance and count:
+        advance(count)
+    return count

@@ -146,6 +146,10 @@ class Stitcher:
         """Frames held now, i.e. not yet emitted (at most `window`)."""
         return len(self._pending)
 
+    @property
+    def pending_frames(self) -> list[Frame]:
+        return [p.frame for p in self._pending.values()]
+
     def add(self, window: Window, poses: Sequence[FramePoses]) -> list[tuple[Frame, FramePoses]]:
         """Add one window's estimates (one per frame, padding included); return the finished frames."""
         self._check(window, poses)

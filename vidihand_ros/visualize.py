@@ -1,20 +1,13 @@
 """Draw estimated hands over an image: 2D skeletons, left and right in their own colours, labelled.
 
 For looking at what an estimator produced (the README picture is made this way) and for quick
-checks of a recording. From the command line, on one image:
+checks of a recording. From the command line (`vidihand_ros.cli.visualize`), on one image:
 
-    python -m vidihand_ros.visualize photo.jpg -o hands.png --estimator mediapipe
-
-`--estimator-option key=value` passes options as in `vidihand convert` (e.g. `mirrored=true` for a
-selfie camera), `--intrinsics fx,fy,cx,cy` gives the camera (only needed for the metric joints
-printed with `--print`; the drawing uses the 2D keypoints).
+    vidihand visualize photo.jpg -o hands.png --estimator mediapipe
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -24,7 +17,18 @@ from numpy.typing import NDArray
 from vidihand_ros.errors import InputError
 from vidihand_ros.types import HAND_SIDES, CameraModel, Frame, FramePoses, HandPose, Window
 
-__all__ = ["HAND_BONES", "SIDE_COLOURS", "draw_hand", "draw_hands", "estimate_image", "main"]
+__all__ = [
+    "HAND_BONES",
+    "SIDE_COLOURS",
+    "crop",
+    "describe_hand",
+    "draw_hand",
+    "draw_hands",
+    "estimate_image",
+    "fit_size",
+    "read_image",
+    "write_image",
+]
 
 #: Bones of the 21-joint hand (wrist, then thumb→pinky, base→tip): each finger is a chain from
 #: the wrist, and the finger bases are joined across the palm.
@@ -138,6 +142,7 @@ def estimate_image(
 ) -> FramePoses:
     """Run an estimator (by registry name) on one image, as a one-frame window."""
     from vidihand_ros.estimators import create_estimator
+    from vidihand_ros.estimators.asynchronous import as_async
 
     estimator = create_estimator(estimator_name, options or {})
     if estimator is None:
@@ -147,13 +152,31 @@ def estimate_image(
         stamp_ns=0, frame_id="image", encoding="rgb8", width=width, height=height, pixels=rgb, camera=camera
     )
     try:
-        (poses,) = estimator.estimate([Window([frame], start=0, num_valid=1, segment=0)])
+        (poses,) = as_async(estimator).submit([Window([frame], start=0, num_valid=1, segment=0)]).result()
     finally:
         estimator.close()
     return poses[0]
 
 
-def _fit_size(rgb: NDArray[np.uint8], max_size: int | None) -> NDArray[np.uint8]:
+def read_image(path: Path) -> NDArray[np.uint8]:
+    """A JPEG or PNG file as RGB; a missing or undecodable file is an `InputError` naming it."""
+    from vidihand_ros.imaging import decode_rgb
+
+    try:
+        data = path.read_bytes()
+        return decode_rgb(data, "png" if data[:4] == b"\x89PNG" else "jpeg")
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read the picture: {err}", source=path) from None
+
+
+def write_image(path: Path, rgb: NDArray[np.uint8]) -> None:
+    """Write RGB as PNG or JPEG, as the extension says."""
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise InputError("cannot write the picture (unknown extension or unwritable path)", source=path)
+
+
+def fit_size(rgb: NDArray[np.uint8], max_size: int | None) -> NDArray[np.uint8]:
+    """Shrink so that the longer side is at most `max_size` pixels (None: unchanged)."""
     if not max_size or max(rgb.shape[:2]) <= max_size:
         return rgb
     s = max_size / max(rgb.shape[:2])
@@ -161,19 +184,18 @@ def _fit_size(rgb: NDArray[np.uint8], max_size: int | None) -> NDArray[np.uint8]
     return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
-def _crop(rgb: NDArray[np.uint8], text: str) -> NDArray[np.uint8]:
-    try:
-        x0, y0, x1, y1 = (int(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"--crop {text!r}: expected X0,Y0,X1,Y1 in pixels") from None
+def crop(rgb: NDArray[np.uint8], box: Rect) -> NDArray[np.uint8]:
+    """The part (x0, y0, x1, y1) of the picture, clipped to it; an empty part is an `InputError`."""
+    x0, y0, x1, y1 = box
     x0, x1 = max(0, x0), min(rgb.shape[1], x1)
     y0, y1 = max(0, y0), min(rgb.shape[0], y1)
     if x1 <= x0 or y1 <= y0:
-        raise InputError(f"--crop {text!r} leaves nothing of a {rgb.shape[1]}x{rgb.shape[0]} image")
+        raise InputError(f"crop {box} leaves nothing of a {rgb.shape[1]}x{rgb.shape[0]} image")
     return rgb[y0:y1, x0:x1]
 
 
-def _describe(side: str, hand: HandPose | None) -> str:
+def describe_hand(side: str, hand: HandPose | None) -> str:
+    """One line per hand: its presence and, when known, where its wrist is in metres."""
     if hand is None or not hand.presence > 0:
         return f"{side}: not found"
     wrist = hand.joints_3d[0]
@@ -183,51 +205,3 @@ def _describe(side: str, hand: HandPose | None) -> str:
         else f", wrist at ({wrist[0]:.3f}, {wrist[1]:.3f}, {wrist[2]:.3f}) m"
     )
     return f"{side}: presence {hand.presence:.2f}{where}"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m vidihand_ros.visualize", description="Draw an estimator's hands over an image."
-    )
-    parser.add_argument("image", type=Path)
-    parser.add_argument("-o", "--output", type=Path, required=True, help="PNG or JPEG to write")
-    parser.add_argument("--estimator", default="mediapipe")
-    parser.add_argument("--estimator-option", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--intrinsics", metavar="FX,FY,CX,CY", help="camera intrinsics in pixels")
-    parser.add_argument("--crop", metavar="X0,Y0,X1,Y1", help="keep only this part of the picture (pixels)")
-    parser.add_argument("--max-size", type=int, default=None, help="shrink the picture to this many pixels")
-    parser.add_argument("--print", action="store_true", help="print what was found per hand")
-    args = parser.parse_args(argv)
-    try:
-        from vidihand_ros.estimators import parse_options
-        from vidihand_ros.imaging import decode_rgb
-
-        data = args.image.read_bytes()
-        fmt = "png" if data[:4] == b"\x89PNG" else "jpeg"
-        rgb = decode_rgb(data, fmt)
-        camera = None
-        if args.intrinsics:
-            from vidihand_ros.calibration import parse_intrinsics
-
-            camera = parse_intrinsics(args.intrinsics)
-        poses = estimate_image(rgb, args.estimator, parse_options(args.estimator_option), camera)
-        picture = draw_hands(rgb, poses)
-        if args.crop:
-            picture = _crop(picture, args.crop)
-        picture = _fit_size(picture, args.max_size)
-        bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-        if not cv2.imwrite(str(args.output), bgr):
-            raise InputError(
-                "cannot write the picture (unknown extension or unwritable path)", source=args.output
-            )
-    except (InputError, OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.print:
-        for side in HAND_SIDES:
-            print(_describe(side, poses.hand(side)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

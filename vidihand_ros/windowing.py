@@ -58,6 +58,10 @@ class Windower:
         """Frames held now (at most `window`)."""
         return len(self._buffer)
 
+    @property
+    def buffered_frames(self) -> list[Frame]:
+        return list(self._buffer)
+
     def push(self, frame: Frame) -> list[Window]:
         """Add the next frame; return the windows it completes (possibly a padded segment tail)."""
         out = self._end_segment() if self._breaks_segment(frame.stamp_ns) else []

@@ -1,8 +1,9 @@
-"""JSON helpers for zarr attributes (dataset and episode records)."""
+"""JSON helpers for zarr attributes (dataset and episode records): the one sanitiser."""
 
 from __future__ import annotations
 
-import json
+import math
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,22 +18,23 @@ def utc_now() -> str:
 def to_json(value: Any) -> Any:
     """`value` as plain, strict JSON types, so every zarr reader can parse the attributes.
 
-    Numpy scalars and arrays, paths, tuples and sets are converted; NaN/inf are rejected (strict
-    JSON has no spelling for them).
+    Numpy scalars and arrays, paths, tuples and sets are converted. NaN and ±inf become None
+    (strict JSON has no spelling for them; in a record they mean "not known").
     """
-
-    def default(obj: Any) -> Any:
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-        if isinstance(obj, Path):
-            return str(obj)
-        if isinstance(obj, (set, frozenset)):
-            return sorted(obj)
-        raise TypeError(f"attribute value of type {type(obj).__name__} is not JSON-serialisable")
-
-    try:
-        return json.loads(json.dumps(value, default=default, allow_nan=False))
-    except ValueError as err:
-        raise ValueError(f"attributes must be strict JSON (no NaN/inf): {err}") from err
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.generic):
+        return to_json(value.item())
+    if isinstance(value, np.ndarray):
+        return to_json(value.tolist())
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(to_json(v) for v in value)
+    raise TypeError(f"attribute value of type {type(value).__name__} is not JSON-serialisable")

@@ -7,16 +7,47 @@ the arrays' shape and become visible only at commit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from vidihand_ros.dataset.attrs import utc_now
+import numpy as np
+
+from vidihand_ros.dataset.attrs import to_json, utc_now
 from vidihand_ros.dataset.rows import RowBlock
 from vidihand_ros.errors import DatasetError
 from vidihand_ros.types import Frame, FramePoses
 
-if TYPE_CHECKING:
-    from vidihand_ros.dataset.writer import DatasetWriter
+
+class EpisodeStore(Protocol):
+    """What an episode needs from its dataset (`DatasetWriter` implements it)."""
+
+    path: Path
+    flush_frames: int
+    session: int
+
+    @property
+    def num_frames(self) -> int: ...
+
+    @property
+    def num_episodes(self) -> int: ...
+
+    @property
+    def image_size(self) -> tuple[int, int] | None: ...
+
+    @property
+    def jpeg_quality(self) -> int: ...
+
+    def store_image(self, row: int, frame: Frame, index: int) -> tuple[bool, tuple[float, float]]: ...
+
+    def put_rows(self, start: int, values: Mapping[str, np.ndarray]) -> None: ...
+
+    def commit_episode(self, record: dict[str, Any], end: int) -> int: ...
+
+    def discard_uncommitted(self) -> None: ...
+
+    def episode_closed(self) -> None: ...
 
 
 class EpisodeWriter:
@@ -26,7 +57,7 @@ class EpisodeWriter:
     record in `meta` attrs and may be updated until commit.
     """
 
-    def __init__(self, writer: DatasetWriter, attrs: dict[str, Any]) -> None:
+    def __init__(self, writer: EpisodeStore, attrs: dict[str, Any]) -> None:
         self._writer = writer
         self.attrs = attrs
         self.start = writer.num_frames
@@ -47,7 +78,7 @@ class EpisodeWriter:
         if self._closed:
             raise DatasetError("episode already committed or aborted", source=self._writer.path)
         row = self.start + self.num_frames
-        passed, scale = self._writer._images.store(row, frame, self.num_frames)
+        passed, scale = self._writer.store_image(row, frame, self.num_frames)
         self._block.append(frame, poses, scale)
         self.num_frames += 1
         if passed:
@@ -69,7 +100,7 @@ class EpisodeWriter:
         """Write the buffered rows as chunk files (invisible to readers until commit)."""
         if self._block.size == 0:
             return
-        self._writer._put_rows(self.start + self._flushed, self._block.rows())
+        self._writer.put_rows(self.start + self._flushed, self._block.rows())
         self._flushed += self._block.size
         self._block.clear()
 
@@ -82,7 +113,7 @@ class EpisodeWriter:
             return None
         try:
             self.flush()
-            index = self._writer._commit(self._record(), self.start + self.num_frames)
+            index = self._writer.commit_episode(self._record(), self.start + self.num_frames)
         except BaseException:
             self.abort()
             raise
@@ -94,33 +125,35 @@ class EpisodeWriter:
         if self._closed:
             return
         self._block.clear()
-        self._writer._truncate_to_committed()
+        self._writer.discard_uncommitted()
         self._close()
 
     def _close(self) -> None:
         self._closed = True
-        self._writer._finish_episode()
+        self._writer.episode_closed()
 
     def _record(self) -> dict[str, Any]:
         """The episode's meta record: caller attrs plus what the writer knows (which wins)."""
         size = self._writer.image_size
-        return {
-            **self.attrs,
-            "index": self._writer.num_episodes,
-            "start_row": self.start,
-            "num_frames": self.num_frames,
-            "start_stamp_ns": self._first_stamp,
-            "end_stamp_ns": self._last_stamp,
-            "frame_id": self._frame_id,
-            "source_image_size": list(self._source_size) if self._source_size else None,
-            "image_size": list(size) if size else None,
-            "camera0_distortion_models": sorted(self._distortion_models),
-            "passthrough_frames": self.passthrough_frames,
-            "reencoded_frames": self.reencoded_frames,
-            "jpeg_quality": self._writer.jpeg_quality,
-            "session": self._writer.session,
-            "committed": utc_now(),
-        }
+        return to_json(
+            {
+                **self.attrs,
+                "index": self._writer.num_episodes,
+                "start_row": self.start,
+                "num_frames": self.num_frames,
+                "start_stamp_ns": self._first_stamp,
+                "end_stamp_ns": self._last_stamp,
+                "frame_id": self._frame_id,
+                "source_image_size": list(self._source_size) if self._source_size else None,
+                "image_size": list(size) if size else None,
+                "camera0_distortion_models": sorted(self._distortion_models),
+                "passthrough_frames": self.passthrough_frames,
+                "reencoded_frames": self.reencoded_frames,
+                "jpeg_quality": self._writer.jpeg_quality,
+                "session": self._writer.session,
+                "committed": utc_now(),
+            }
+        )
 
     def __enter__(self) -> EpisodeWriter:
         return self

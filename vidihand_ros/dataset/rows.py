@@ -7,25 +7,14 @@ resize + write per frame costs milliseconds; memory is bounded by the block, nev
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
 from vidihand_ros.dataset.schema import HAND_FIELDS, LOWDIM_SPECS, MAX_DISTORTION, KeySpec, hand_key
 from vidihand_ros.errors import DatasetError
+from vidihand_ros.geometry.resize import scale_intrinsics, scale_pixels
 from vidihand_ros.types import HAND_SIDES, CameraModel, Frame, FramePoses, HandPose
 
 #: HandPose attribute behind each per-hand field (the UMI-style names differ for the wrist).
 _HAND_SOURCES = {"wrist_pos": "wrist_position", "wrist_rot_axis_angle": "wrist_orient"}
-
-
-def scale_intrinsics(K: NDArray[np.floating], sx: float, sy: float) -> NDArray[np.float64]:
-    """K for an image resized by (sx, sy), with pixel centres at integer coordinates."""
-    S = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
-    return S @ np.asarray(K, dtype=np.float64)
-
-
-def scale_pixels(uv: NDArray[np.floating], sx: float, sy: float) -> NDArray[np.floating]:
-    """Pixel coordinates under the same resize as `scale_intrinsics`."""
-    return (uv + 0.5) * np.array([sx, sy], dtype=uv.dtype) - 0.5
 
 
 class RowBlock:

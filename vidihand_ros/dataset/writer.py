@@ -40,6 +40,7 @@ from vidihand_ros.dataset.schema import (
     lowdim_compressor,
 )
 from vidihand_ros.errors import DatasetError
+from vidihand_ros.types import Frame
 
 try:  # advisory lock: one writer per dataset (released by the OS if the process dies)
     import fcntl
@@ -55,7 +56,8 @@ class DatasetWriter:
     """Opens (or creates) a dataset and hands out one `EpisodeWriter` at a time.
 
     mode "w" creates a new dataset; it refuses to replace an existing dataset holding episodes
-    unless `overwrite=True`, and never replaces a directory that is not a zarr dataset. mode "a"
+    (`dataset.staging.open_for_writing(..., overwrite=True)` replaces one safely) and never a
+    directory that is not a zarr dataset. mode "a"
     appends (creating the dataset if there is none). `image_size` (width, height) resizes every
     frame to that size; None takes the first frame's size and rejects frames of other sizes.
     `attrs` is dataset-level provenance (software, estimator, ...), kept per writer session.
@@ -66,7 +68,6 @@ class DatasetWriter:
         path: str | Path,
         *,
         mode: Literal["w", "a"] = "w",
-        overwrite: bool = False,
         image_size: tuple[int, int] | None = None,
         jpeg_quality: int = DEFAULT_JPEG_QUALITY,
         reencode: bool = False,
@@ -91,9 +92,9 @@ class DatasetWriter:
             if min(image_size) < 1:
                 raise ValueError(f"image_size must be positive (width, height), got {image_size}")
 
-        self._prepare_directory(mode, overwrite)
+        self._prepare_directory(mode)
         try:
-            self._lock = _acquire_lock(self.path)
+            self._lock = acquire_lock(self.path)
             if mode == "w" or not zc.is_group_dir(self.path):
                 self._clear_directory()
                 self._root = zc.open_group(self.path, "a")
@@ -155,14 +156,18 @@ class DatasetWriter:
     ) -> None:
         self.close()
 
-    # -- used by EpisodeWriter ----------------------------------------------------------------
+    # -- the EpisodeStore an EpisodeWriter uses -----------------------------------------------
 
-    def _put_rows(self, start: int, values: Mapping[str, np.ndarray]) -> None:
+    def store_image(self, row: int, frame: Frame, index: int) -> tuple[bool, tuple[float, float]]:
+        """Write one frame's image at `row` (past the committed length); (passed through, scale)."""
+        return self._images.store(row, frame, index)
+
+    def put_rows(self, start: int, values: Mapping[str, np.ndarray]) -> None:
         """Write low-dim rows at `start`, beyond the committed length (invisible until commit)."""
         for spec in LOWDIM_SPECS:
             zc.write_rows_direct(self._arrays[spec.name], start, values[spec.name], self.num_frames)
 
-    def _commit(self, record: dict[str, Any], end: int) -> int:
+    def commit_episode(self, record: dict[str, Any], end: int) -> int:
         """Publish an episode whose rows are written: grow the arrays over them, add its record,
         and append to `episode_ends` last."""
         index = len(self._ends)
@@ -184,21 +189,25 @@ class DatasetWriter:
         self.reencoded_frames += record["reencoded_frames"]
         return index
 
-    def _finish_episode(self) -> None:
+    def discard_uncommitted(self) -> None:
+        """Drop what an aborted episode wrote past the committed length."""
+        self._truncate_to_committed()
+
+    def episode_closed(self) -> None:
         self._active = None
 
     # -- opening ------------------------------------------------------------------------------
 
-    def _prepare_directory(self, mode: str, overwrite: bool) -> None:
+    def _prepare_directory(self, mode: str) -> None:
         path = self.path
         if path.exists() and not path.is_dir():
             raise DatasetError("exists and is not a directory", source=path)
         if path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir()):
             if not zc.is_group_dir(path):
                 raise DatasetError("exists and is not a zarr dataset; refusing to replace it", source=path)
-            if mode == "w" and not overwrite and not _is_empty_dataset(path):
+            if mode == "w" and not _is_empty_dataset(path):
                 raise DatasetError(
-                    "a dataset with data exists here; use mode='a' to append or overwrite=True to replace it",
+                    "a dataset with data exists here; append to it, or replace it with overwrite",
                     source=path,
                 )
         path.mkdir(parents=True, exist_ok=True)
@@ -358,7 +367,8 @@ def _is_empty_dataset(path: Path) -> bool:
     return False
 
 
-def _acquire_lock(path: Path) -> Any:
+def acquire_lock(path: Path) -> Any:
+    """Hold the advisory writer lock of the dataset at `path` (a handle to close), or refuse."""
     if fcntl is None:  # pragma: no cover
         return None
     handle = open(path / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the writer's lifetime

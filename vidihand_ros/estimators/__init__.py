@@ -11,22 +11,30 @@ import importlib
 from collections.abc import Callable
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.estimators.base import EstimatorInfo, PoseEstimator
+from vidihand_ros.estimators.base import AnyPoseEstimator, AsyncPoseEstimator, EstimatorInfo, PoseEstimator
 
-__all__ = ["BUILTIN_ESTIMATORS", "EstimatorInfo", "PoseEstimator", "create_estimator", "parse_options"]
+__all__ = [
+    "BUILTIN_ESTIMATORS",
+    "AnyPoseEstimator",
+    "AsyncPoseEstimator",
+    "EstimatorInfo",
+    "PoseEstimator",
+    "create_estimator",
+    "parse_options",
+]
 
 #: name → "module:factory"; filled in as estimators land (mediapipe, vidihand, remote).
 BUILTIN_ESTIMATORS: dict[str, str] = {
     # MediaPipe Hands baseline (CPU, needs the `[baseline]` extra).
-    "mediapipe": "vidihand_ros.estimators.mediapipe_hands:create",
+    "mediapipe": "vidihand_ros.estimators.mediapipe.hands:create",
     # ViDiHand in-process (needs the `[model]` extra, a checkpoint and MANO files; a GPU in practice).
-    "vidihand": "vidihand_ros.model.estimator:create",
+    "vidihand": "vidihand_ros.estimators.vidihand:create",
 }
 
 FRAMES_ONLY = ("none", "frames-only")
 
 
-def create_estimator(name: str, options: dict[str, str] | None = None) -> PoseEstimator | None:
+def create_estimator(name: str, options: dict[str, str] | None = None) -> AnyPoseEstimator | None:
     """Build the estimator called `name`; None means frames-only (no poses)."""
     options = options or {}
     if name in FRAMES_ONLY:
@@ -44,8 +52,8 @@ def create_estimator(name: str, options: dict[str, str] | None = None) -> PoseEs
         estimator = factory(**options)
     except TypeError as err:
         raise InputError(f"estimator {name!r} does not take these options: {err}") from err
-    if not isinstance(estimator, PoseEstimator):
-        raise InputError(f"estimator {name!r} ({spec}) does not implement PoseEstimator")
+    if not isinstance(estimator, (PoseEstimator, AsyncPoseEstimator)):
+        raise InputError(f"estimator {name!r} ({spec}) implements neither estimate() nor submit()")
     return estimator
 
 

@@ -8,6 +8,8 @@ before any geometry is done on them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -76,7 +78,8 @@ def _radtan_undistort(src: NDArray[np.float64], K: NDArray[np.float64], D: NDArr
     undistort_iter = getattr(cv2, "undistortPointsIter", None)
     if undistort_iter is not None:
         return np.asarray(undistort_iter(src, K, D, None, K, _CRITERIA))
-    return np.asarray(cv2.undistortPoints(src, K, D, R=None, P=K, criteria=_CRITERIA))
+    undistort: Any = cv2.undistortPoints  # OpenCV 4.x's stubs lack the 5.x `criteria` keyword
+    return np.asarray(undistort(src, K, D, R=None, P=K, criteria=_CRITERIA))
 
 
 def _fisheye_undistort(src: NDArray[np.float64], K: NDArray[np.float64], D: NDArray[np.float64]) -> NDArray:

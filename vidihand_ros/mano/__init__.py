@@ -1,7 +1,8 @@
 """MANO hand model: safe file loading, the smplx layer with 21 joints, and fitting to 3D joints.
 
 Only `layer` and `fit` need torch and smplx (the `[mano]` extra); they are imported on first use,
-so `import vidihand_ros.mano` stays numpy-only.
+so `import vidihand_ros.mano` stays numpy-only. Synthetic MANO files for tests:
+`vidihand_ros.testing.synthetic_mano`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from vidihand_ros.mano.files import (
     JOINT_ORDER,
     find_mano_files,
     load_mano_file,
-    synthetic_mano_arrays,
-    write_synthetic_mano_dir,
-    write_synthetic_mano_file,
 )
 
 if TYPE_CHECKING:
@@ -40,9 +38,6 @@ __all__ = [
     "fit_mano",
     "load_mano_file",
     "load_mano_layers",
-    "synthetic_mano_arrays",
-    "write_synthetic_mano_dir",
-    "write_synthetic_mano_file",
 ]
 
 

@@ -1,27 +1,9 @@
 """The video-diffusion backbone: diffusers' Wan transformer + VAE, built from a `BackboneConfig`.
 
-Why a wrapper and our own block loop rather than calling `transformer(...)`: ViDiHand reads the
-hidden states after block L = 15 of 30, and the remaining blocks must not run at inference (they
-are half the cost). diffusers' `forward` always runs every block and then the output head, so
-`Backbone` reproduces that forward from the same submodules — patch embedding, rotary embedding,
-condition embedder, `blocks`, `vace_blocks`, norm/projection head — and can stop after any block.
-Run to the end it gives exactly diffusers' output (a test checks this), so training with the
-ordinary flow-matching loss and reading features use one code path.
-
-VACE: diffusers computes all VACE hints before the first base block. Each VACE block only chains
-on the previous VACE block (and block 0 on the embedded input), so computing hint k right before
-it is needed is equivalent — and lets a truncated pass skip the VACE blocks of layers > L as well.
-
-The base transformer and the VAE are frozen. What trains is chosen by the config: the VACE branch
-(`vace_blocks.*`, `vace_patch_embedding.*`) or peft LoRA adapters on the attention projections.
-
-Weights: the real Wan weights are loaded from a local path (`load_pretrained`) — a diffusers-format
-directory (`transformer/` and `vae/` subfolders, or one model folder) or `.safetensors` files,
-in diffusers' or Wan's original key names. Nothing is downloaded and nothing is unpickled: pickle
-formats (`.bin`, `.pt`, `.pth`, `.ckpt`) are refused with a message saying to convert them.
-
-Text conditioning is a fixed prompt embedding (a buffer, loaded from safetensors); there is no text
-encoder anywhere in inference or training.
+Our own block loop over diffusers' submodules, so that a feature pass stops after block L (the
+rest would be half the cost) while a full pass equals diffusers' forward. Base and VAE are frozen;
+the VACE branch or LoRA trains. Weights load from local safetensors only (no pickles). Why and
+how: docs/model.md, "Backbone".
 """
 
 from __future__ import annotations

@@ -1,41 +1,23 @@
-"""Configuration of the ViDiHand model and of its adaptation training, with named presets.
+"""Configuration of the ViDiHand model (backbone, pose decoder, window geometry) and its presets.
 
-Why dataclasses of plain values (and no torch here): a checkpoint stores its config as JSON next to
-the safetensors weights, the CLI and the server read it before deciding whether to import torch,
-and the two published backbones must be *one config apart, not one code path apart* — so every
-architectural choice (which diffusers transformer, its sizes, the VAE, which block to read, how the
-raw video conditions the model, what is trainable) is a value here.
-
-The two backbones:
-
-- ``wan21-vace-1.3b`` — ViDiHand (arXiv 2606.30308): Wan2.1-VACE-1.3B, diffusers
-  `WanVACETransformer3DModel` (30 blocks, width 1536, VACE blocks at layers 0, 2, …, 28) +
-  `AutoencoderKLWan` (4× time, 8× space, 16 latent channels). The raw video enters through the
-  VACE branch (`conditioning="vace"`); the base is frozen and the VACE branch trains.
-- ``wan22-5b-lora`` — the ACE-Ego-Hand successor (arXiv 2608.20308): Wan2.2-TI2V-5B, diffusers
-  `WanTransformer3DModel` (30 blocks, width 3072) + the Wan2.2 VAE (4× time, 16× space,
-  48 channels), LoRA on the attention projections. It has no VACE branch, so the raw video
-  conditions the model *in context* (`conditioning="in_context"`): its clean latents are
-  prepended along time with per-token timestep 0 — the mechanism TI2V itself uses for its
-  first frame.
-
-Transformer and VAE sizes are the keyword arguments of the diffusers classes verbatim, so a
-diffusers `config.json` of a local checkpoint can be compared key by key.
+Dataclasses of plain values and no torch, so that a checkpoint's JSON config can be read before
+deciding to import torch, and the two published backbones are one config apart, not one code path
+apart. Why each choice is a value here, and what the presets are: docs/model.md.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from vidihand_ros.errors import InputError
 
 __all__ = [
-    "AdaptationConfig",
     "BackboneConfig",
+    "DecoderConfig",
     "LoraSettings",
     "ViDiHandConfig",
     "preset",
@@ -47,13 +29,10 @@ Conditioning = Literal["vace", "in_context", "none"]
 Trainable = Literal["vace", "lora", "none"]
 VaceMask = Literal["ones", "zeros"]
 DTypeName = Literal["float32", "bfloat16", "float16"]
-Stage = Literal["skeleton", "mesh"]
-SigmaSampling = Literal["logit_normal", "uniform"]
 
 _CONDITIONINGS = ("vace", "in_context", "none")
 _TRAINABLES = ("vace", "lora", "none")
 _DTYPES = ("float32", "bfloat16", "float16")
-_STAGES = ("skeleton", "mesh")
 
 #: Text-encoder width of every Wan model (umT5-XXL) and the pipelines' padded prompt length.
 WAN_TEXT_DIM = 4096
@@ -245,17 +224,113 @@ class BackboneConfig:
         return cls(**d)
 
 
+@dataclass
+class DecoderConfig:
+    """Sizes of the pose decoder. `tiny()` for tests, `default()` for the 1536-wide Wan2.1 features."""
+
+    #: Channel width C of the backbone tokens.
+    feature_dim: int = 1536
+    #: Decoder width.
+    dim: int = 512
+    heads: int = 8
+    #: Spatial decoder layers (memory cross-attention + hand/joint fusion + FFN).
+    layers: int = 4
+    #: Temporal self-attention layers over the window, per hand token and per joint token.
+    temporal_layers: int = 2
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    #: Fourier bands of the ray positional encoding.
+    ray_bands: int = 8
+    #: Width of the per-pixel heatmap features and joint embeddings.
+    heatmap_dim: int = 64
+    #: The heatmap grid is the token grid × this factor (pixel shuffle).
+    heatmap_upsample: int = 2
+    #: Video frames per token frame after the first (VAE time stride × temporal patch): 4 for Wan.
+    frames_per_token: int = 4
+    #: Depth range (m) in which a WLS translation is trusted; outside it the log-depth head is used.
+    min_depth: float = 0.05
+    max_depth: float = 5.0
+    #: Root depth (m) the log-depth head predicts at initialisation.
+    init_depth: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
+        if self.heatmap_upsample < 1 or self.frames_per_token < 1:
+            raise ValueError("heatmap_upsample and frames_per_token must be ≥ 1")
+        if not 0 < self.min_depth < self.init_depth < self.max_depth:
+            raise ValueError("need 0 < min_depth < init_depth < max_depth")
+
+    @classmethod
+    def tiny(cls, feature_dim: int = 32) -> DecoderConfig:
+        """A ≈0.2 M-parameter decoder for CPU tests (32 = the tiny backbone's width).
+
+        Small enough for a training step in ~0.1 s on one CPU core, big enough to overfit two
+        windows in a few hundred steps (narrower or single-layer variants learn much slower).
+        """
+        return cls(
+            feature_dim=feature_dim,
+            dim=64,
+            heads=4,
+            layers=2,
+            temporal_layers=1,
+            mlp_ratio=2.0,
+            ray_bands=4,
+            heatmap_dim=32,
+            heatmap_upsample=2,
+        )
+
+    @classmethod
+    def default(cls, feature_dim: int = 1536) -> DecoderConfig:
+        """The full decoder for Wan2.1-VACE-1.3B block features (width 1536)."""
+        return cls(feature_dim=feature_dim)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DecoderConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown DecoderConfig keys: {unknown}")
+        return cls(**dict(data))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DecoderConfig:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> DecoderConfig:
+        return cls.from_json(Path(path).read_text())
+
+
+def _preset_decoder(name: str, backbone: BackboneConfig) -> DecoderConfig:
+    """The decoder a model config without one gets: `tiny` for the tiny model, else `default`."""
+    width = backbone.width
+    return DecoderConfig.tiny(width) if name == "tiny" else DecoderConfig.default(width)
+
+
 @dataclass(frozen=True)
 class ViDiHandConfig:
-    """The whole model: backbone, decoder (its own config, kept opaque here) and window geometry.
+    """The whole model: backbone, pose decoder and window geometry.
 
     `window` is the number of frames per clip (81 → 21 latent frames); `image_size` is the
-    (height, width) the frames are resized to before the VAE.
+    (height, width) the frames are resized to before the VAE. The decoder reads the backbone's
+    tokens, so its `feature_dim` is the backbone width. In JSON an empty or missing `decoder` (as
+    configs and checkpoints written before it was typed have) means the decoder preset for the
+    backbone: `DecoderConfig.tiny` for the "tiny" model, `DecoderConfig.default` otherwise.
     """
 
     name: str
     backbone: BackboneConfig
-    decoder: dict[str, Any] = field(default_factory=dict)
+    decoder: DecoderConfig
     window: int = 81
     image_size: tuple[int, int] = (480, 672)
 
@@ -267,6 +342,10 @@ class ViDiHandConfig:
         h, w = self.image_size
         if h % ph or w % pw:
             raise InputError(f"image size {h}×{w} is not a multiple of the token size {ph}×{pw}")
+        if self.decoder.feature_dim != self.backbone.width:
+            raise InputError(
+                f"decoder feature_dim {self.decoder.feature_dim} != backbone width {self.backbone.width}"
+            )
         object.__setattr__(self, "image_size", (int(h), int(w)))
 
     @property
@@ -277,7 +356,7 @@ class ViDiHandConfig:
         return {
             "name": self.name,
             "backbone": self.backbone.to_dict(),
-            "decoder": json.loads(json.dumps(self.decoder)),
+            "decoder": self.decoder.to_dict(),
             "window": self.window,
             "image_size": list(self.image_size),
         }
@@ -286,8 +365,14 @@ class ViDiHandConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> ViDiHandConfig:
         _check_keys(cls, data, "model")
         d = dict(data)
-        d["backbone"] = BackboneConfig.from_dict(d["backbone"])
-        d["decoder"] = dict(d.get("decoder", {}))
+        d["backbone"] = backbone = BackboneConfig.from_dict(d["backbone"])
+        decoder = d.get("decoder") or {}
+        try:
+            d["decoder"] = (
+                DecoderConfig.from_dict(decoder) if decoder else _preset_decoder(str(d["name"]), backbone)
+            )
+        except ValueError as exc:
+            raise InputError(f"bad decoder config: {exc}") from exc
         if "image_size" in d:
             d["image_size"] = (int(d["image_size"][0]), int(d["image_size"][1]))
         return cls(**d)
@@ -313,69 +398,6 @@ class ViDiHandConfig:
             return cls.from_dict(json.loads(text))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise InputError(f"bad model config: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class AdaptationConfig:
-    """Hand-overlay adaptation training (see `adaptation`).
-
-    σ sampling: "logit_normal" draws σ = sigmoid(n), n ~ N(`logit_mean`, `logit_std`²) — the
-    SD3 / flow-matching default that concentrates training on mid noise levels, where the
-    features are read (τ = 0.7); "uniform" draws σ ~ U(0, 1). Either is then time-shifted with
-    `shift` and clamped to [`sigma_min`, `sigma_max`].
-
-    `cache_latents` keeps each window's VAE latents (raw and overlaid) after first use: rendering
-    and encoding are deterministic, so this only trades memory for time (small sets, tests).
-    """
-
-    stage: Stage = "skeleton"
-    steps: int = 1000
-    batch_size: int = 1
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    warmup_steps: int = 0
-    grad_clip: float = 1.0
-    sigma_sampling: SigmaSampling = "logit_normal"
-    logit_mean: float = 0.0
-    logit_std: float = 1.0
-    shift: float = 1.0
-    sigma_min: float = 0.0
-    sigma_max: float = 1.0
-    overlay_alpha: float = 0.5
-    cache_latents: bool = False
-    bf16_autocast: bool = True
-    seed: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-
-    def __post_init__(self) -> None:
-        if self.stage not in _STAGES:
-            raise InputError(f"stage must be one of {_STAGES}, not {self.stage!r}")
-        if self.sigma_sampling not in ("logit_normal", "uniform"):
-            raise InputError(f"unknown sigma_sampling {self.sigma_sampling!r}")
-        if not 0.0 <= self.sigma_min < self.sigma_max <= 1.0:
-            raise InputError("need 0 <= sigma_min < sigma_max <= 1")
-        if self.steps < 0 or self.batch_size < 1:
-            raise InputError("steps must be >= 0 and batch_size >= 1")
-        object.__setattr__(self, "betas", (float(self.betas[0]), float(self.betas[1])))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AdaptationConfig:
-        _check_keys(cls, data, "adaptation")
-        d = dict(data)
-        if "betas" in d:
-            d["betas"] = (float(d["betas"][0]), float(d["betas"][1]))
-        return cls(**d)
-
-    def with_(self, **changes: Any) -> AdaptationConfig:
-        return replace(self, **changes)
 
 
 # Presets ---------------------------------------------------------------------------------------
@@ -525,7 +547,13 @@ def _tiny() -> ViDiHandConfig:
         lora=LoraSettings(rank=4, alpha=4),
         prompt_length=8,
     )
-    return ViDiHandConfig(name="tiny", backbone=backbone, window=9, image_size=(32, 32))
+    return ViDiHandConfig(
+        name="tiny",
+        backbone=backbone,
+        decoder=DecoderConfig.tiny(backbone.width),
+        window=9,
+        image_size=(32, 32),
+    )
 
 
 def _wan21_vace_13b() -> ViDiHandConfig:
@@ -541,7 +569,13 @@ def _wan21_vace_13b() -> ViDiHandConfig:
         dtype="bfloat16",
         vae_dtype="bfloat16",
     )
-    return ViDiHandConfig(name="wan21-vace-1.3b", backbone=backbone, window=81, image_size=(480, 672))
+    return ViDiHandConfig(
+        name="wan21-vace-1.3b",
+        backbone=backbone,
+        decoder=DecoderConfig.default(backbone.width),
+        window=81,
+        image_size=(480, 672),
+    )
 
 
 def _wan22_5b_lora() -> ViDiHandConfig:
@@ -562,7 +596,13 @@ def _wan22_5b_lora() -> ViDiHandConfig:
         dtype="bfloat16",
         vae_dtype="bfloat16",
     )
-    return ViDiHandConfig(name="wan22-5b-lora", backbone=backbone, window=81, image_size=(480, 672))
+    return ViDiHandConfig(
+        name="wan22-5b-lora",
+        backbone=backbone,
+        decoder=DecoderConfig.default(backbone.width),
+        window=81,
+        image_size=(480, 672),
+    )
 
 
 _PRESETS: dict[str, Callable[[], ViDiHandConfig]] = {

@@ -1,61 +1,19 @@
 """The ViDiHand pose decoder: backbone features of one window → two MANO hands per video frame.
 
-What it does, and why each part is there:
-
-- **Memory.** The backbone's hidden states (B, F, Hp, Wp, C) are normalised and projected to the
-  decoder width, and a *ray positional encoding* from K is added (`ray_encoding.py`): each token
-  learns which camera ray it looks along, so the same weights serve any focal length or crop.
-- **Queries and temporal upsampling.** The backbone has F latent frames for T = 1 + 4(F-1) video
-  frames (the VAE compresses time 4×, the first latent frame holding one frame). The decoder
-  upsamples with *learned queries per video frame*: every frame t gets one token per hand and one
-  per (hand, joint), each the sum of a learned hand/joint embedding, a sinusoidal embedding of t
-  and a learned embedding of t's offset inside its latent frame (class 0 = the lone first frame,
-  1..4 = position within a 4-frame group). A query attends only to the tokens of its own latent
-  frame, so upsampling costs no more than decoding the latent frames; frames inside one latent frame
-  are told apart by their offset embedding, and the temporal layers smooth across the window.
-  (Interpolating F predictions to T would blur fast motion inside a latent frame; per-frame queries
-  let the model use what the VAE encoded about the intermediate frames.)
-- **Two branches fused by cross-attention.** Hand tokens carry the MANO heads; joint tokens form the
-  heatmap branch. In each layer both read the memory (cross-attention), then hand tokens attend to
-  the joint tokens of their frame and joint tokens attend to the hand tokens, so pose and 2D
-  evidence inform each other.
-- **Temporal layers.** Self-attention over the T frames of the window, per hand token and per joint
-  token (sinusoidal time positions), after the spatial layers.
-- **Heads.** Per frame and hand: presence logit, global orientation and 15 joint rotations (6D,
-  Gram–Schmidt → matrices → axis-angle), β (10), log root depth. Per joint: a heatmap over the token
-  grid (upsampled `heatmap_upsample`× by pixel shuffle) whose logits are the cosine similarity of a
-  joint embedding with per-pixel features times a learned scale; its soft-argmax plus a bounded
-  regressed sub-cell offset gives the 2D anchor in pixels, and a visibility logit gives the anchor's
-  confidence (sigmoid = its WLS weight).
-- **MANO and translation.** MANO (one `ManoLayer` per side) runs with zero global orientation and
-  zero translation; the decoder rotates the root-relative joints by the predicted global orientation
-  itself (exact, and no matrix→axis-angle round trip in the gradient). The metric camera-frame
-  root position comes from `solve_translation(root-relative joints, anchors, K, confidences)`, the
-  project's one weighted-least-squares solver, differentiable and batched. Gradients flow through
-  the solve into the anchors, their confidences and the MANO joints, so the camera-frame losses
-  train the anchors end to end; the anchor and heatmap losses keep them on the true joints.
-
-How log-depth and the WLS translation combine: the WLS solve determines the full 3D translation
-(depth included) whenever it is well-posed; the log-depth head predicts the root depth directly from
-the features and (a) is supervised with the ground-truth root depth, so the features learn metric
-scale regardless of anchor quality, and (b) is the fallback where the WLS solve is degenerate
-(NaN: anchors coincide) or returns an implausible depth outside [min_depth, max_depth] — then the
-root is placed at the predicted depth on the ray through its own anchor. Early in training, when
-the anchors are still noise, that fallback keeps the camera-frame losses finite.
-
-MANO weights are licensed data, not decoder weights: the layers are held outside the module tree
-(never in `state_dict`, never in a checkpoint) but follow `.to()` like submodules.
+Ray-encoded feature memory, learned queries per video frame and hand/joint, hand and heatmap
+branches fused by cross-attention, temporal layers, MANO heads, and the metric translation from
+the project's WLS solve (log-depth as fallback). MANO layers are attached, never decoder state.
+Why each part is there: docs/model.md, "Pose decoder".
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -64,6 +22,7 @@ from torch import Tensor, nn
 
 from vidihand_ros.geometry.palm import palm_orientation
 from vidihand_ros.geometry.translation import solve_translation
+from vidihand_ros.model.config import DecoderConfig
 from vidihand_ros.model.ray_encoding import RayEncoding, cell_centres
 from vidihand_ros.model.rotations import matrix_to_axis_angle, rot6d_to_matrix
 from vidihand_ros.types import HAND_SIDES, NUM_BETAS, NUM_HAND_POSE_JOINTS, NUM_JOINTS, FramePoses, HandPose
@@ -73,7 +32,6 @@ if TYPE_CHECKING:
     from vidihand_ros.model.features import Features
 
 __all__ = [
-    "DecoderConfig",
     "DecoderOutput",
     "FrameSlots",
     "HeadOutputs",
@@ -91,93 +49,6 @@ _HAND_HEAD_SPLIT = (1, 6, 6 * NUM_HAND_POSE_JOINTS, NUM_BETAS, 1)
 #: Initial and largest scale of the heatmap cosine-similarity logits.
 _HEATMAP_INIT_SCALE = 10.0
 _HEATMAP_MAX_SCALE = 100.0
-
-
-@dataclass
-class DecoderConfig:
-    """Sizes of the pose decoder. `tiny()` for tests, `default()` for the 1536-wide Wan2.1 features."""
-
-    #: Channel width C of the backbone tokens.
-    feature_dim: int = 1536
-    #: Decoder width.
-    dim: int = 512
-    heads: int = 8
-    #: Spatial decoder layers (memory cross-attention + hand/joint fusion + FFN).
-    layers: int = 4
-    #: Temporal self-attention layers over the window, per hand token and per joint token.
-    temporal_layers: int = 2
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
-    #: Fourier bands of the ray positional encoding.
-    ray_bands: int = 8
-    #: Width of the per-pixel heatmap features and joint embeddings.
-    heatmap_dim: int = 64
-    #: The heatmap grid is the token grid × this factor (pixel shuffle).
-    heatmap_upsample: int = 2
-    #: Video frames per token frame after the first (VAE time stride × temporal patch): 4 for Wan.
-    frames_per_token: int = 4
-    #: Depth range (m) in which a WLS translation is trusted; outside it the log-depth head is used.
-    min_depth: float = 0.05
-    max_depth: float = 5.0
-    #: Root depth (m) the log-depth head predicts at initialisation.
-    init_depth: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.dim % self.heads:
-            raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
-        if self.heatmap_upsample < 1 or self.frames_per_token < 1:
-            raise ValueError("heatmap_upsample and frames_per_token must be ≥ 1")
-        if not 0 < self.min_depth < self.init_depth < self.max_depth:
-            raise ValueError("need 0 < min_depth < init_depth < max_depth")
-
-    @classmethod
-    def tiny(cls, feature_dim: int = 32) -> DecoderConfig:
-        """A ≈0.2 M-parameter decoder for CPU tests (32 = the tiny backbone's width).
-
-        Small enough for a training step in ~0.1 s on one CPU core, big enough to overfit two
-        windows in a few hundred steps (narrower or single-layer variants learn much slower).
-        """
-        return cls(
-            feature_dim=feature_dim,
-            dim=64,
-            heads=4,
-            layers=2,
-            temporal_layers=1,
-            mlp_ratio=2.0,
-            ray_bands=4,
-            heatmap_dim=32,
-            heatmap_upsample=2,
-        )
-
-    @classmethod
-    def default(cls, feature_dim: int = 1536) -> DecoderConfig:
-        """The full decoder for Wan2.1-VACE-1.3B block features (width 1536)."""
-        return cls(feature_dim=feature_dim)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DecoderConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown DecoderConfig keys: {unknown}")
-        return cls(**dict(data))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> DecoderConfig:
-        return cls.from_dict(json.loads(text))
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> DecoderConfig:
-        return cls.from_json(Path(path).read_text())
 
 
 # --------------------------------------------------------------------------------------------------

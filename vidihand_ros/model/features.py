@@ -1,19 +1,8 @@
 """Window features: one noised pass of the video model, read at block L.
 
-ViDiHand's features are the hidden states of the adapted video-diffusion transformer after block
-L = 15, for the window's own latents noised to a fixed level τ = 0.7, conditioned on the same
-window (VACE context or in-context latents). One pass, no sampling loop, and blocks L+1… never
-run. Steps, batched over windows:
-
-1. frames (uint8 or [−1, 1]) → VAE latents (4× fewer frames: 81 → 21; 8× smaller: 480 → 60),
-   normalised per channel;
-2. the conditioning from the same latents (`Backbone.context`);
-3. x_τ = (1 − σ)·x₀ + σ·ε with σ = shift(τ) and t = 1000·σ (`flow`);
-4. blocks 0..L with the VACE hints of layers ≤ L;
-5. tokens reshaped to the latent grid (B, F, H/ph, W/pw, C) with the geometry the decoder needs.
-
-Frame ↔ latent-frame correspondence (Wan's causal VAE): latent frame 0 encodes frame 0 alone,
-latent frame k ≥ 1 encodes frames 4k − 3 … 4k.
+The window's latents noised to τ, conditioned on the same window, run through blocks 0..L only;
+the tokens come back on the latent grid with the geometry the decoder needs. Steps and the
+frame ↔ latent-frame correspondence: docs/model.md, "Features".
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
 """The flow-matching noise schedule of Wan, shared by feature extraction and adaptation training.
 
-Convention (Wan and diffusers' `FlowMatchEulerDiscreteScheduler`): a clean latent x₀ and Gaussian
-noise ε are mixed linearly,
-
-    x_σ = (1 − σ)·x₀ + σ·ε,        σ ∈ [0, 1]  (σ = 0 clean, σ = 1 pure noise),
-
-the transformer is given the timestep t = 1000·σ (`num_train_timesteps` × σ, exactly what the
-scheduler's `timesteps` hold) and predicts the velocity v = dx_σ/dσ = ε − x₀; the sampler's Euler
-step is x ← x + (σ_next − σ)·v.
-
-Time shift: Wan samples with a shifted schedule σ = s·u / (1 + (s − 1)·u) of a uniform grid u
-(s = `shift`; `flow_shift` 3.0 for 480p and 5.0 for 720p in the Wan pipelines), which spends more
-steps at high noise. We call the *unshifted* value the normalised time τ: with the default
-s = 1 the feature pass uses σ = τ exactly (τ = 0.7 → σ = 0.7, t = 700); a config can set s to
-reproduce a shifted reading.
+x_σ = (1 − σ)·x₀ + σ·ε, timestep t = 1000·σ, velocity target ε − x₀; τ is the unshifted σ.
+Conventions and the time shift: docs/model.md, "Flow-matching schedule".
 """
 
 from __future__ import annotations

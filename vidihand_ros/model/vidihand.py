@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,8 +20,8 @@ from vidihand_ros.errors import InputError
 from vidihand_ros.mano.layer import ManoLayer, load_mano_layers
 from vidihand_ros.model.backbone import Backbone, build_backbone
 from vidihand_ros.model.checkpoint import MODEL_FILE, load_checkpoint, save_checkpoint
-from vidihand_ros.model.config import ViDiHandConfig, preset
-from vidihand_ros.model.decoder import DecoderConfig, DecoderOutput, PoseDecoder
+from vidihand_ros.model.config import DecoderConfig, ViDiHandConfig, preset
+from vidihand_ros.model.decoder import DecoderOutput, PoseDecoder
 from vidihand_ros.model.features import Features, extract_features
 
 CHECKPOINT_KIND = "vidihand"
@@ -48,14 +49,6 @@ class ViDiHand(nn.Module):
         return self.decoder(features, K.to(torch.float32))
 
 
-def decoder_config_for(config: ViDiHandConfig) -> DecoderConfig:
-    """The decoder config stored in the model config, or the preset matching the backbone width."""
-    if config.decoder:
-        return DecoderConfig.from_dict(config.decoder)
-    width = config.backbone.width
-    return DecoderConfig.tiny(width) if config.name == "tiny" else DecoderConfig.default(width)
-
-
 def build_model(
     config: ViDiHandConfig | str,
     *,
@@ -68,7 +61,7 @@ def build_model(
     the backbone's from a local diffusers folder / safetensors (`pretrained`)."""
     cfg = preset(config) if isinstance(config, str) else config
     backbone = build_backbone(cfg, device=device, seed=seed, pretrained=pretrained)
-    decoder = PoseDecoder(decoder_config_for(cfg), mano).to(device)
+    decoder = PoseDecoder(cfg.decoder, mano).to(device)
     return ViDiHand(cfg, backbone, decoder).eval()
 
 
@@ -80,7 +73,7 @@ def save_model(model: ViDiHand, directory: str | Path, *, step: int = 0) -> Path
         # The fixed text conditioning travels with the weights, so a checkpoint is self-contained.
         PROMPT_KEY: model.backbone.prompt_embedding,
     }
-    return save_checkpoint(directory, state, None, step, config, extra={"kind": CHECKPOINT_KIND}, rng=False)
+    return save_checkpoint(directory, state, step, config, extra={"kind": CHECKPOINT_KIND})
 
 
 def load_model(
@@ -92,9 +85,12 @@ def load_model(
         raise InputError(
             "not a ViDiHand checkpoint (expected `vidihand model init` layout)", source=directory
         )
+    # The decoder's own entry is authoritative (checkpoints from before the model config held a
+    # typed decoder have an empty one there).
     cfg = ViDiHandConfig.from_dict(ckpt.config["model"])
+    cfg = replace(cfg, decoder=DecoderConfig.from_dict(ckpt.config["decoder"]))
     backbone = build_backbone(cfg, empty=True)
-    decoder = PoseDecoder(DecoderConfig.from_dict(ckpt.config["decoder"]))
+    decoder = PoseDecoder(cfg.decoder)
     for prefix, module in (("backbone.", backbone), ("decoder.", decoder)):
         part = {k[len(prefix) :]: v for k, v in ckpt.model_state.items() if k.startswith(prefix)}
         try:

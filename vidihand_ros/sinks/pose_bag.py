@@ -14,8 +14,8 @@ from typing import Literal
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.messages import HAND_POSES, make_typestore, poses_to_message
-from vidihand_ros.types import FramePoses
+from vidihand_ros.sinks.hand_poses import HAND_POSES, make_typestore, poses_to_message
+from vidihand_ros.types import Frame, FramePoses
 
 DEFAULT_TOPIC = "/vidihand/hand_poses"
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -56,8 +56,14 @@ class PoseBagWriter:
         self._connection = self._writer.add_connection(topic, HAND_POSES, typestore=self._typestore)
         self._closed = False
         self.count = 0
+        self.name = f"pose bag {self.path}"
 
-    def write(self, poses: FramePoses) -> None:
+    def write(self, frame: Frame, poses: FramePoses | None) -> None:
+        """Sink form: a frame without an estimate (frames-only) has no message."""
+        if poses is not None:
+            self.write_poses(poses)
+
+    def write_poses(self, poses: FramePoses) -> None:
         """Append one frame's poses, timestamped with the frame's stamp."""
         if self._closed:
             raise RuntimeError(f"pose bag {self.path} is closed")

@@ -21,9 +21,9 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from vidihand_ros.dataset.rows import scale_intrinsics
 from vidihand_ros.dataset.schema import HAND_FIELDS, hand_key
 from vidihand_ros.errors import InputError
+from vidihand_ros.geometry.resize import scale_intrinsics
 from vidihand_ros.mano.files import UnsafePickleError, restricted_unpickle
 from vidihand_ros.training_data.mano import ManoModel, load_mano
 from vidihand_ros.types import HAND_SIDES, NUM_JOINTS, CameraModel, Frame, FramePoses, HandPose

@@ -326,7 +326,9 @@ def undistort_image(
         src = np.nan_to_num(src, nan=-1.0).astype(np.float32)
         cache[key] = (np.ascontiguousarray(src[..., 0]), np.ascontiguousarray(src[..., 1]))
     map_x, map_y = cache[key]
-    out = cv2.remap(rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = cv2.remap(
+        rgb, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0,) * 4
+    )
     return np.ascontiguousarray(out, dtype=np.uint8)
 
 

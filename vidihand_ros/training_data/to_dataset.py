@@ -9,13 +9,13 @@ and the loader's conversion notes; the dataset's provenance says it is ground tr
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from vidihand_ros.dataset.attrs import to_json
 from vidihand_ros.dataset.schema import DEFAULT_JPEG_QUALITY
-from vidihand_ros.dataset.writer import DatasetWriter
+from vidihand_ros.dataset.staging import open_for_writing
 from vidihand_ros.errors import InputError
 from vidihand_ros.training_data.arctic import ArcticLoader
 from vidihand_ros.training_data.base import Sequence, SequenceLoader
@@ -67,13 +67,13 @@ def write_sequences(
     """
     provenance = {"estimator": "ground_truth", **(attrs or {})}
     indices: list[int] = []
-    with DatasetWriter(
+    with open_for_writing(
         dataset_path,
-        mode=mode,
+        append=mode == "a",
         overwrite=overwrite,
         image_size=image_size,
         jpeg_quality=jpeg_quality,
-        attrs=_finite(provenance),
+        attrs=provenance,
     ) as writer:
         for sequence in sequences:
             episode = writer.begin_episode(episode_attrs(sequence))
@@ -94,7 +94,7 @@ def write_sequences(
 def episode_attrs(sequence: Sequence) -> dict[str, Any]:
     """The episode record: task text plus where the ground truth came from."""
     extra = {k: v for k, v in sequence.attrs.items() if k != "task"}
-    return _finite(
+    return to_json(
         {
             "task": str(sequence.attrs.get("task", sequence.name)),
             "ground_truth": {
@@ -159,16 +159,3 @@ def import_main(
         attrs=attrs,
         progress=progress,
     )
-
-
-def _finite(value: Any) -> Any:
-    """JSON-safe copy: non-finite floats (strict JSON has none) become None, paths strings."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value

@@ -1,0 +1,49 @@
+"""The core imports without ROS, torch, diffusers or mediapipe: the layers the front ends stand on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CORE = [
+    "vidihand_ros.types",
+    "vidihand_ros.errors",
+    "vidihand_ros.imaging",
+    "vidihand_ros.calibration",
+    "vidihand_ros.windowing",
+    "vidihand_ros.stitching",
+    "vidihand_ros.stream",
+    "vidihand_ros.episodes",
+    "vidihand_ros.pipeline",
+    "vidihand_ros.summary",
+    "vidihand_ros.metrics",
+    "vidihand_ros.evaluation",
+    "vidihand_ros.sources",
+    "vidihand_ros.sinks.base",
+    "vidihand_ros.sinks.dataset",
+    "vidihand_ros.sinks.pose_bag",
+    "vidihand_ros.sinks.hand_poses",
+    "vidihand_ros.dataset.reader",
+    "vidihand_ros.dataset.staging",
+    "vidihand_ros.geometry",
+    "vidihand_ros.geometry.resize",
+    "vidihand_ros.estimators",
+    "vidihand_ros.estimators.asynchronous",
+    "vidihand_ros.estimators.vidihand",
+    "vidihand_ros.estimators.mediapipe.tracking",
+    "vidihand_ros.estimators.mediapipe.filtering",
+    "vidihand_ros.model.config",
+    "vidihand_ros.training.config",
+    "vidihand_ros.cli",
+]
+FORBIDDEN = ("rclpy", "torch", "diffusers", "mediapipe", "smplx", "peft")
+
+
+def test_the_core_imports_without_ros_torch_diffusers_or_mediapipe() -> None:
+    code = (
+        "import importlib, sys\n"
+        f"for name in {CORE!r}: importlib.import_module(name)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

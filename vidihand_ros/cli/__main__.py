@@ -1,0 +1,7 @@
+"""`python -m vidihand_ros.cli`: the `vidihand` command without its console script."""
+
+import sys
+
+from vidihand_ros.cli import main
+
+sys.exit(main())

@@ -1,0 +1,224 @@
+"""`vidihand convert`: recordings (rosbags, videos) → one Zarr dataset, with or without poses."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vidihand_ros.cli.options import add_command, image_size, positive, time_range
+
+__all__ = ["add_parser", "run"]
+
+EPILOG = """\
+examples:
+  vidihand convert run1.bag run2_mcap/ -o demos.zarr
+      frames, stamps and intrinsics of two recordings (one episode each); poses marked missing
+  vidihand convert rec.mcap -o demos.zarr --append --topic /cam/image_raw/compressed
+  vidihand convert rec/ -o demos.zarr --split-gaps 2.0 --pose-bag rec_poses
+  vidihand convert rec/ -o demos.zarr --estimator mediapipe
+  vidihand convert clip.mp4 -o demos.zarr --intrinsics 600,600,320,240
+"""
+
+
+class EstimatorNames:
+    """The estimator names for `--estimator`'s help, read from the registry only when shown.
+
+    Reading `vidihand_ros.estimators` imports numpy, which `vidihand --help` should not pay for.
+    These are argparse `choices` for display only: every value passes here, because
+    `create_estimator` checks the name and also takes `package.module:factory`.
+    """
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str)
+
+    def __iter__(self) -> Iterator[str]:
+        from vidihand_ros.estimators import BUILTIN_ESTIMATORS, FRAMES_ONLY
+
+        return iter([*FRAMES_ONLY, *BUILTIN_ESTIMATORS])
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = add_command(
+        subparsers,
+        "convert",
+        run=run,
+        help="convert rosbags (ROS 1 .bag, ROS 2 sqlite3/mcap) or videos into a Zarr dataset",
+        description=(
+            "Read each recording's camera stream, estimate both hands' poses in overlapping windows "
+            "(or none: frames-only), and write one episode per recording into a Zarr dataset in the "
+            "diffusion_policy/UMI replay-buffer layout."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="RECORDING",
+        help="rosbag (ROS 1 .bag, ROS 2 folder/.mcap/.db3) or video (mp4/mkv)",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="DATASET", help="dataset directory (.zarr)"
+    )
+    _add_input(p.add_argument_group("input"))
+    _add_estimation(p.add_argument_group("pose estimation"))
+    _add_output(p.add_argument_group("output"))
+
+
+def _add_input(src: Any) -> None:
+    src.add_argument("--topic", help="image topic (default: the only Image/CompressedImage topic)")
+    src.add_argument("--camera-info-topic", help="CameraInfo topic (default: the one beside the image topic)")
+    src.add_argument(
+        "--intrinsics",
+        metavar="FX,FY,CX,CY|YAML",
+        help="intrinsics when the recording has no CameraInfo (required for videos)",
+    )
+    src.add_argument("--strict", action="store_true", help="fail on a corrupt frame instead of skipping it")
+
+
+def _add_estimation(est: Any) -> None:
+    est.add_argument(
+        "--estimator",
+        default="none",
+        choices=EstimatorNames(),
+        metavar="NAME",
+        help="one of %(choices)s ('none' and 'frames-only' write no poses: they are marked missing), "
+        "or package.module:factory for your own (default: %(default)s)",
+    )
+    est.add_argument(
+        "--estimator-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option for the estimator (repeatable)",
+    )
+    est.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="model checkpoint directory for --estimator vidihand (`vidihand model init`)",
+    )
+    est.add_argument(
+        "--mano-dir",
+        type=Path,
+        help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl: the estimator fills the MANO keys (same as "
+        "--estimator-option mano_dir=...)",
+    )
+    est.add_argument(
+        "--window",
+        type=positive,
+        metavar="N",
+        help="frames per window (default: the estimator's own window, 81 for MediaPipe)",
+    )
+    est.add_argument(
+        "--stride",
+        type=positive,
+        metavar="N",
+        help="frames between window starts (default: the window; smaller overlaps)",
+    )
+    est.add_argument(
+        "--batch-windows",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="windows sent to the estimator at once",
+    )
+    est.add_argument(
+        "--segment-gap",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="a stamp jump over this starts a new window",
+    )
+
+
+def _add_output(out: Any) -> None:
+    mode = out.add_mutually_exclusive_group()
+    mode.add_argument("--append", action="store_true", help="add episodes to an existing dataset")
+    mode.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing dataset (only once the conversion succeeds)",
+    )
+    episodes = out.add_mutually_exclusive_group()
+    episodes.add_argument(
+        "--split-gaps",
+        type=float,
+        metavar="SECONDS",
+        help="start a new episode at a stamp gap longer than this",
+    )
+    episodes.add_argument(
+        "--time-range",
+        action="append",
+        type=time_range,
+        metavar="START:END",
+        help="one episode from START to END seconds after the recording's first frame (repeatable)",
+    )
+    out.add_argument(
+        "--image-size", type=image_size, metavar="WxH", help="resize frames (default: keep the source size)"
+    )
+    out.add_argument(
+        "--jpeg-quality", type=int, default=90, help="JPEG quality for re-encoded frames (default 90)"
+    )
+    out.add_argument(
+        "--reencode",
+        action="store_true",
+        help="decode and re-encode JPEG frames even when they could be copied",
+    )
+    out.add_argument(
+        "--pose-bag", type=Path, metavar="PATH", help="also write the HandPoses messages to a ROS 2 bag"
+    )
+    out.add_argument("--pose-bag-storage", choices=("mcap", "sqlite3"), default="mcap")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vidihand_ros.calibration import parse_intrinsics
+    from vidihand_ros.cli.progress import ProgressBar
+    from vidihand_ros.estimators import create_estimator, parse_options
+    from vidihand_ros.pipeline import ConvertOptions, convert
+
+    options = ConvertOptions(
+        topic=args.topic,
+        camera_info_topic=args.camera_info_topic,
+        camera=parse_intrinsics(args.intrinsics) if args.intrinsics else None,
+        window=args.window,  # None: the estimator's own window
+        stride=args.stride,
+        segment_gap_s=args.segment_gap,
+        split_gap_s=args.split_gaps,
+        time_ranges=args.time_range,
+        image_size=args.image_size,
+        jpeg_quality=args.jpeg_quality,
+        reencode=args.reencode,
+        strict=args.strict,
+        batch_windows=args.batch_windows,
+        pose_bag=args.pose_bag,
+        pose_bag_storage=args.pose_bag_storage,
+    )
+    estimator_options = parse_options(args.estimator_option)
+    for flag in ("mano_dir", "checkpoint"):
+        if getattr(args, flag) is not None:
+            estimator_options[flag] = str(getattr(args, flag))
+    estimator = create_estimator(args.estimator, estimator_options)
+    try:
+        with ProgressBar(enabled=not args.quiet) as progress:
+            report = convert(
+                args.inputs,
+                args.output,
+                estimator=estimator,
+                options=options,
+                append=args.append,
+                overwrite=args.overwrite,
+                progress=progress,
+            )
+    finally:
+        if estimator is not None:
+            estimator.close()
+    skipped = sum(e.skipped for e in report.episodes)
+    passthrough = sum(e.passthrough for e in report.episodes)
+    print(
+        f"wrote {len(report.episodes)} episode(s), {report.frames} frames to {args.output} "
+        f"({passthrough} JPEG frames copied unchanged, {skipped} corrupt frames skipped)"
+    )
+    return 0

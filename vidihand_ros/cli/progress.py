@@ -1,0 +1,44 @@
+"""The progress bar of `vidihand convert`: one rich bar per input, only on a terminal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ProgressBar", "StartBar"]
+
+#: `start(description, total)` → `advance(n)`, as `pipeline.convert(progress=...)` takes it.
+StartBar = Callable[[str, int | None], Callable[[int], None]]
+
+
+class ProgressBar:
+    """A context giving the pipeline's progress callback, or None when quiet / not a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar: Any = None
+
+    def __enter__(self) -> StartBar | None:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        bar.__enter__()
+
+        def start(description: str, total: int | None) -> Callable[[int], None]:
+            task = bar.add_task(description, total=total)
+            return lambda n: bar.advance(task, n)
+
+        return start
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)

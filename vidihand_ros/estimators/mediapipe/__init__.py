@@ -1,0 +1,1 @@
+"""The MediaPipe Hands baseline: detector, side tracking, One Euro smoothing, the estimator (`hands`)."""
