@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vidihand_ros.errors import InputError
 from vidihand_ros.estimators.base import EstimatorInfo
 from vidihand_ros.types import FramePoses, HandPose, Window
 
@@ -64,3 +65,21 @@ class StampEstimator:
 def stamp_estimator(**options: str) -> StampEstimator:
     """Factory for `--estimator tests.estimators:stamp_estimator`."""
     return StampEstimator(**options)
+
+
+class FailingStampEstimator(StampEstimator):
+    """Fails on its `fail_call`-th call with an InputError naming a field, as a real one may."""
+
+    def __init__(self, fail_call: str = "1", **options: str) -> None:
+        super().__init__(**options)
+        self.fail_call = int(fail_call)
+
+    def estimate(self, windows: Sequence[Window]) -> list[list[FramePoses]]:
+        if len(self.calls) == self.fail_call:
+            raise InputError("no intrinsics for this window", field="K")
+        return super().estimate(windows)
+
+
+def failing_estimator(**options: str) -> FailingStampEstimator:
+    """Factory for `--estimator tests.estimators:failing_estimator`."""
+    return FailingStampEstimator(**options)

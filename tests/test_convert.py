@@ -427,6 +427,30 @@ def test_overwrite_keeps_the_old_dataset_when_the_new_conversion_fails(tmp_path:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "demo.zarr"]  # no staging left over
 
 
+def test_overwrite_keeps_the_old_dataset_when_the_new_conversion_fails_midway(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo.zarr"
+    assert main(["convert", str(jpeg_bag(tmp_path / "a", n=6).path), "-o", str(out), "-q"]) == 0
+    before = snapshot(out)
+    payloads = [bytes(imagecodecs.jpeg8_encode(p, level=90)) for p in hand_photos(64, 48)] * 4
+    payloads[9] = payloads[9][:50]  # the new conversion fails at message 9, after 9 frames written
+    bag = write_image_bag(tmp_path / "bad", payloads, compressed_format="jpeg", camera_info=CAMERA)
+    assert main(["convert", str(bag.path), "-o", str(out), "-q", "--overwrite", "--strict"]) == 2
+    assert "message 9" in capsys.readouterr().err
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "bad", "demo.zarr"]
+
+
+def test_an_estimator_error_is_one_line_naming_the_input_and_the_stamps(tmp_path: Path, capsys) -> None:
+    bag = jpeg_bag(tmp_path, n=12)
+    out = tmp_path / "demo.zarr"
+    args = ["convert", str(bag.path), "-o", str(out), "-q", "--window", "4"]
+    assert main([*args, "--estimator", "tests.estimators:failing_estimator"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(bag.path) in err and "field 'K'" in err
+    assert "estimator failed on the window(s) of frames 4..7" in err and "no intrinsics" in err
+    assert not out.exists() or DatasetReader(out).num_episodes == 0
+
+
 def test_time_ranges_are_sorted_and_must_not_overlap_or_miss(tmp_path: Path, capsys) -> None:
     bag = jpeg_bag(tmp_path, n=15)  # 30 fps: 0.0 .. 0.467 s
     out = tmp_path / "r.zarr"

@@ -7,12 +7,14 @@ it (plain zarr + imagecodecs' numcodecs registration, in a fresh interpreter).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -586,3 +588,25 @@ def test_reader_opens_zip_export(tmp_path: Path, frames: list[Frame]) -> None:
     assert_array_equal(reader.episode_ends, [3])
     assert_array_equal(reader.frame(0, 2), decoded(frames[2]))
     assert json.loads((path / "meta" / EPISODE_ENDS / ".zarray").read_text())["dtype"] == "<i8"
+
+
+def test_a_failed_swap_puts_the_old_dataset_back(
+    tmp_path: Path, frames: list[Frame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ds.zarr"
+    with DatasetWriter(path) as writer:
+        write_episode(writer, frames[:3])
+    real_replace, calls = os.replace, []
+
+    def second_rename_fails(src: Any, dst: Any) -> None:
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:
+            raise OSError("no space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_rename_fails)
+    with pytest.raises(OSError, match="no space"), open_for_writing(path, overwrite=True) as writer:
+        write_episode(writer, frames[:1])
+    monkeypatch.undo()
+    assert DatasetReader(path).num_frames == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.zarr"]

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 from vidihand_ros.errors import InputError
 from vidihand_ros.sinks.hand_poses import HAND_POSES, message_to_poses
 from vidihand_ros.sinks.pose_bag import DEFAULT_TOPIC, PoseBagWriter
-from vidihand_ros.types import NUM_JOINTS, FramePoses, HandPose
+from vidihand_ros.types import NUM_JOINTS, Frame, FramePoses, HandPose
 
 T0 = 1_700_000_000_000_000_000
 STORAGE_FILES = {"mcap": ".mcap", "sqlite3": ".db3"}
@@ -126,3 +126,11 @@ def test_bad_options(tmp_path: Path, kwargs: dict[str, str], complaint: str) -> 
 def test_negative_stamp_is_refused(tmp_path: Path) -> None:
     with PoseBagWriter(tmp_path / "neg") as bag, pytest.raises(InputError, match="negative stamp"):
         bag.write_poses(FramePoses(-1, "cam"))
+
+
+def test_as_a_sink_a_frame_without_an_estimate_writes_no_message(tmp_path: Path) -> None:
+    frame = Frame(T0, "cam", "jpeg", 1, 1, data=b"")
+    with PoseBagWriter(tmp_path / "bag") as bag:
+        bag.write(frame, None)
+        bag.write(frame, FramePoses(T0, "cam"))
+    assert bag.count == 1

@@ -13,8 +13,9 @@ import pytest
 
 from tests.estimators import StampEstimator, expected_pose
 from vidihand_ros.errors import EstimatorError, InputError
+from vidihand_ros.estimators.asynchronous import ThreadedSubmit
 from vidihand_ros.estimators.base import AsyncPoseEstimator, EstimatorInfo
-from vidihand_ros.stream import Pair, PoseStream
+from vidihand_ros.stream import EstimatorFailure, Pair, PoseStream
 from vidihand_ros.types import Frame, FramePoses, Window
 
 STEP_NS = 33_000_000
@@ -171,11 +172,60 @@ class FailingEstimator(StampEstimator):
 def test_an_estimator_error_names_the_windows_stamps() -> None:
     items = frames(30)
     stream = PoseStream(FailingEstimator(1, RuntimeError("CUDA out of memory")), window=10)
-    with pytest.raises(EstimatorError) as caught:
-        run(stream, items)
+    out: list[Pair] = []
+    with pytest.raises(EstimatorFailure) as caught:  # not an InputError: a bug keeps its traceback
+        for frame in items:
+            out.extend(stream.push(frame))
+    assert not isinstance(caught.value, InputError)
     message = str(caught.value)
     assert f"frames 10..19 (stamps {items[10].stamp_ns}..{items[19].stamp_ns} ns)" in message
     assert "RuntimeError: CUDA out of memory" in message
+    assert_exact(out, items[:10])  # what was finished before the failure was delivered
+
+
+def test_frames_finished_before_a_failed_call_are_returned_before_the_error() -> None:
+    items = frames(12)
+    estimator = ManualEstimator()
+    stream = PoseStream(estimator, window=4, max_in_flight=3)
+    for frame in items:
+        assert stream.push(frame) == []
+    estimator.complete(0)
+    estimator.calls[1][1].set_exception(ValueError("bad window"))
+    estimator.complete(2)
+    first = stream.poll()
+    assert [f.index for f, _ in first] == [0, 1, 2, 3]
+    with pytest.raises(EstimatorFailure, match=r"frames 4\.\.7 .*ValueError: bad window"):
+        stream.poll()
+
+
+class UnreachableServer(ManualEstimator):
+    def submit(self, windows: Sequence[Window]) -> Future[list[list[FramePoses]]]:
+        raise InputError("connection refused", source="http://127.0.0.1:9")
+
+
+def test_an_error_raised_by_submit_itself_names_the_stamps_too() -> None:
+    with pytest.raises(EstimatorError, match=r"127.0.0.1:9: estimator failed .*frames 0\.\.3 .*refused"):
+        run(PoseStream(UnreachableServer(), window=4), frames(4))
+
+
+def test_a_segment_that_windows_cover_exactly_is_emitted_when_the_gap_comes() -> None:
+    items = frames(10, gap_after=5)  # segment 0: frames 0..5, covered by windows at 0 and 2
+    stream = PoseStream(StampEstimator(), window=4, stride=2)
+    emitted_at = {}
+    for frame in items:
+        for done, _ in stream.push(frame):
+            emitted_at[done.index] = frame.index
+    assert emitted_at[4] == emitted_at[5] == 6  # at the first frame after the gap, not later
+
+
+def test_a_callers_threaded_estimator_survives_each_stream() -> None:
+    estimator = ThreadedSubmit(StampEstimator())
+    for _ in range(2):  # e.g. one stream per episode
+        stream = PoseStream(estimator, window=4)
+        items = frames(8)
+        assert_exact(run(stream, items), items)
+        stream.close()
+    estimator.close()
 
 
 def test_an_input_error_keeps_its_field_and_gains_the_stamps() -> None:
@@ -191,7 +241,7 @@ class ShortEstimator(StampEstimator):
 
 
 def test_wrong_result_counts_are_errors_not_silent_gaps() -> None:
-    with pytest.raises(EstimatorError, match="returned 3 poses for 4 frames"):
+    with pytest.raises(EstimatorFailure, match="3 poses for 4 frames"):
         run(PoseStream(ShortEstimator(), window=4), frames(8))
 
 

@@ -37,15 +37,16 @@ def split_episodes(
     split_gap_s: float | None = None,
     time_ranges: list[TimeRange] | None = None,
 ) -> Iterator[Iterator[Frame]]:
-    """Episodes of `frames`: one per time range (seconds from the first frame, [start, end)), or
-    a new one at every stamp jump over `split_gap_s` and every backward jump, or one for all."""
+    """Episodes of `frames`: one per time range (seconds from the first frame, [start, end); as
+    `checked_time_ranges` returns them), or a new one at every stamp jump over `split_gap_s` and
+    every backward jump, or one for all."""
     stream = Peekable(iter(frames))
     if time_ranges:
         first = stream.peek()
         if first is None:
             return
         origin = first.stamp_ns
-        for start_s, end_s in checked_time_ranges(time_ranges) or []:
+        for start_s, end_s in time_ranges:
             yield _take_range(stream, origin + int(start_s * NS), origin + int(end_s * NS))
         return
     gap_ns = int(split_gap_s * NS) if split_gap_s else None

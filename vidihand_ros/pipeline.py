@@ -23,7 +23,7 @@ from vidihand_ros.sinks.base import Sink, episode_sinks, write_all
 from vidihand_ros.sinks.dataset import DatasetSink
 from vidihand_ros.sinks.pose_bag import PoseBagWriter
 from vidihand_ros.sources import FrameSource, open_source
-from vidihand_ros.stream import Pair, PoseStream
+from vidihand_ros.stream import Pair, PoseStream, resolve_window
 from vidihand_ros.types import CameraModel, Frame
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def convert(
     run leaves the old dataset as it was.
     """
     options = options or ConvertOptions()
-    options = replace(options, time_ranges=checked_time_ranges(options.time_ranges))
+    options = replace(options, time_ranges=checked_time_ranges(options.time_ranges))  # sorted
     stream_for = partial(
         PoseStream,
         estimator,
@@ -107,7 +107,7 @@ def convert(
         segment_gap_s=options.segment_gap_s,
         batch_windows=options.batch_windows,
     )
-    probe = stream_for()  # a new stream per episode; this one checks window and stride up front
+    window, stride = resolve_window(estimator, options.window, options.stride)  # before any input
     sources = [(Path(path), _open(Path(path), options)) for path in inputs]
     if options.pose_bag is not None and options.pose_bag.exists():
         raise InputError("the pose bag exists already; choose a new path", source=options.pose_bag)
@@ -115,8 +115,8 @@ def convert(
     dataset_attrs = {
         "software": {"name": "vidihand_ros", "version": __version__},
         "estimator": estimator_attrs,
-        "window": probe.window,
-        "stride": probe.stride,
+        "window": window,
+        "stride": stride,
     }
     report = ConvertReport()
     with (
@@ -204,8 +204,13 @@ def _convert_source(
         finally:
             stream.close()
         skipped = list(source.skipped[skipped_before:])
-        for sink in with_episodes:
-            sink.end_episode({"skipped_frames": skipped})
+        try:
+            for sink in with_episodes:
+                sink.end_episode({"skipped_frames": skipped})
+        except BaseException:
+            for sink in with_episodes:
+                sink.abort_episode()  # those already ended are committed; the rest are dropped
+            raise
         passthrough = dataset.last_episode.passthrough_frames if dataset.last_episode else 0
         reports.append(EpisodeReport(str(path), count, passthrough, len(skipped)))
     return reports

@@ -59,6 +59,11 @@ class Windower:
         return len(self._buffer)
 
     @property
+    def segment(self) -> int:
+        """Index of the current segment (-1 before the first frame); windows carry it too."""
+        return self._segment
+
+    @property
     def buffered_frames(self) -> list[Frame]:
         return list(self._buffer)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ProgressBar", "StartBar"]
+if TYPE_CHECKING:
+    from vidihand_ros.pipeline import ProgressCallback
 
-#: `start(description, total)` → `advance(n)`, as `pipeline.convert(progress=...)` takes it.
-StartBar = Callable[[str, int | None], Callable[[int], None]]
+__all__ = ["ProgressBar"]
 
 
 class ProgressBar:
@@ -19,7 +19,7 @@ class ProgressBar:
         self.enabled = enabled and sys.stderr.isatty()
         self._bar: Any = None
 
-    def __enter__(self) -> StartBar | None:
+    def __enter__(self) -> ProgressCallback | None:
         if not self.enabled:
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

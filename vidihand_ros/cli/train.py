@@ -4,7 +4,7 @@
     vidihand train decoder --checkpoint CK --data GT.zarr --mano-dir M
 
 Both read windows of the model's length from a dataset holding ground-truth poses (`vidihand
-import`; see `training_windows`), train with resumable safetensors checkpoints under the run
+import`; see `training.windows`), train with resumable safetensors checkpoints under the run
 directory (`--out`, default `CK.adapt-<stage>` / `CK.decoder` beside the checkpoint), and at the
 end write the trained weights back into the model checkpoint (`--save-to` to write a copy
 elsewhere). `adapt` trains the backbone's trainable part (VACE branch or LoRA) with the

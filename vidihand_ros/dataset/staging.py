@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from vidihand_ros.dataset import zarr_compat as zc
-from vidihand_ros.dataset.writer import DatasetWriter, acquire_lock
+from vidihand_ros.dataset.writer import LOCK_FILE, DatasetWriter, acquire_lock
 from vidihand_ros.errors import DatasetError
+from vidihand_ros.swap import swap_in
 
 
 @contextlib.contextmanager
@@ -43,10 +44,7 @@ def open_for_writing(
     try:
         with DatasetWriter(staging, mode="w", **writer_options) as writer:
             yield writer
-        retired = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, retired)
-        os.replace(staging, path)
-        shutil.rmtree(retired, ignore_errors=True)
+        swap_in(staging, path)
     finally:
         if lock is not None:
             lock.close()
@@ -54,4 +52,7 @@ def open_for_writing(
 
 
 def _has_content(path: Path) -> bool:
-    return path.exists() and not (path.is_dir() and not any(path.iterdir()))
+    """Anything at `path` but an empty directory (or one holding only a writer lock)."""
+    if not path.is_dir():
+        return path.exists() or path.is_symlink()
+    return any(child.name != LOCK_FILE for child in path.iterdir())

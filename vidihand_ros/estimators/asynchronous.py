@@ -53,9 +53,9 @@ class ThreadedSubmit:
     def submit(self, windows: Sequence[Window]) -> Future[Result]:
         return self._pool.submit(self.estimator.estimate, list(windows))
 
-    def shutdown(self) -> None:
-        """Stop the worker thread (after the call in progress), leaving the estimator open."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop the worker thread, leaving the estimator open; `wait` for the call in progress."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def close(self) -> None:
         self.shutdown()

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from vidihand_ros.errors import InputError
+from vidihand_ros.swap import swap_in
 
 __all__ = ["MODEL_FILE", "STATE_FILE", "Checkpoint", "jsonable", "load_checkpoint", "save_checkpoint"]
 
@@ -111,13 +112,7 @@ def save_checkpoint(
                 raise ValueError(f"unknown resume entry {key!r}")
             meta[key] = value
         (tmp / STATE_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}"
-            target.rename(old)
-        tmp.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

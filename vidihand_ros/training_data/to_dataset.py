@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from vidihand_ros.dataset.attrs import to_json
 from vidihand_ros.dataset.schema import DEFAULT_JPEG_QUALITY
 from vidihand_ros.dataset.staging import open_for_writing
 from vidihand_ros.errors import InputError
@@ -62,8 +61,9 @@ def write_sequences(
     """Write each sequence as one committed episode; returns the episode indices.
 
     `image_size` (width, height) resizes every frame (and scales K and the 2D keypoints with it);
-    it is needed when sequences have different image sizes. A failing sequence aborts only its
-    own episode; the episodes before it stay committed.
+    it is needed when sequences have different image sizes. A failing sequence aborts its own
+    episode; the episodes before it stay committed, except with `overwrite`, where the old
+    dataset stays as it was and nothing of the new one is kept.
     """
     provenance = {"estimator": "ground_truth", **(attrs or {})}
     indices: list[int] = []
@@ -94,17 +94,15 @@ def write_sequences(
 def episode_attrs(sequence: Sequence) -> dict[str, Any]:
     """The episode record: task text plus where the ground truth came from."""
     extra = {k: v for k, v in sequence.attrs.items() if k != "task"}
-    return to_json(
-        {
-            "task": str(sequence.attrs.get("task", sequence.name)),
-            "ground_truth": {
-                "dataset": sequence.dataset,
-                "sequence": sequence.name,
-                "fps": sequence.fps,
-                **extra,
-            },
-        }
-    )
+    return {
+        "task": str(sequence.attrs.get("task", sequence.name)),
+        "ground_truth": {
+            "dataset": sequence.dataset,
+            "sequence": sequence.name,
+            "fps": sequence.fps,
+            **extra,
+        },
+    }
 
 
 def import_main(
