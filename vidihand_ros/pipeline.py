@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vidihand_ros import __version__
 from vidihand_ros.dataset.staging import open_for_writing
-from vidihand_ros.episodes import Peekable, checked_time_ranges, split_episodes
+from vidihand_ros.episodes import Peekable, StampLog, checked_time_ranges, split_episodes
 from vidihand_ros.errors import InputError
 from vidihand_ros.estimators.base import AnyPoseEstimator
 from vidihand_ros.sinks.base import Sink, episode_sinks, write_all
@@ -63,6 +63,8 @@ class EpisodeReport:
     frames: int
     passthrough: int
     skipped: int
+    #: Frames dropped because they repeated the stamp before them.
+    duplicates_dropped: int = 0
 
 
 @dataclass
@@ -111,6 +113,8 @@ def convert(
     sources = [(Path(path), _open(Path(path), options)) for path in inputs]
     if options.pose_bag is not None and options.pose_bag.exists():
         raise InputError("the pose bag exists already; choose a new path", source=options.pose_bag)
+    if options.pose_bag is not None and estimator is None:
+        raise InputError("--pose-bag needs an estimator (--estimator NAME): without one there are no poses")
     estimator_attrs = estimator.info.as_attrs() if estimator else None
     dataset_attrs = {
         "software": {"name": "vidihand_ros", "version": __version__},
@@ -179,19 +183,24 @@ def _convert_source(
     reports = []
     advance = progress(str(path), source.message_count) if progress else None
     with_episodes = episode_sinks(sinks)
-    episodes = split_episodes(source, split_gap_s=options.split_gap_s, time_ranges=options.time_ranges)
+    stamps = StampLog(path)
+    episodes = split_episodes(
+        source, split_gap_s=options.split_gap_s, time_ranges=options.time_ranges, stamps=stamps
+    )
+    skipped_seen = duplicates_seen = resets_seen = 0  # what earlier episodes of this input took
     for episode_index, episode_frames in enumerate(episodes):
         frames = Peekable(episode_frames)
         first = frames.peek()
         if first is None:
             log.warning("%s: episode %d has no frames; not written", path, episode_index)
             continue
-        skipped_before = len(source.skipped)
         attrs = {
             "source": source.source_description,
             "split_index": episode_index,
             "estimator": estimator_attrs,
+            "starts_at_clock_reset": stamps.clock_resets > resets_seen,
         }
+        resets_seen = stamps.clock_resets
         for sink in with_episodes:
             sink.begin_episode(attrs)
         stream = stream_for()
@@ -203,16 +212,18 @@ def _convert_source(
             raise
         finally:
             stream.close()
-        skipped = list(source.skipped[skipped_before:])
+        skipped = list(source.skipped[skipped_seen:])
+        duplicates = stamps.duplicates_dropped - duplicates_seen
+        skipped_seen, duplicates_seen = len(source.skipped), stamps.duplicates_dropped
         try:
             for sink in with_episodes:
-                sink.end_episode({"skipped_frames": skipped})
+                sink.end_episode({"skipped_frames": skipped, "duplicate_stamps_dropped": duplicates})
         except BaseException:
             for sink in with_episodes:
                 sink.abort_episode()  # those already ended are committed; the rest are dropped
             raise
         passthrough = dataset.last_episode.passthrough_frames if dataset.last_episode else 0
-        reports.append(EpisodeReport(str(path), count, passthrough, len(skipped)))
+        reports.append(EpisodeReport(str(path), count, passthrough, len(skipped), duplicates))
     return reports
 
 

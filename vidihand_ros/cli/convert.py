@@ -217,8 +217,11 @@ def run(args: argparse.Namespace) -> int:
             estimator.close()
     skipped = sum(e.skipped for e in report.episodes)
     passthrough = sum(e.passthrough for e in report.episodes)
+    duplicates = sum(e.duplicates_dropped for e in report.episodes)
     print(
         f"wrote {len(report.episodes)} episode(s), {report.frames} frames to {args.output} "
-        f"({passthrough} JPEG frames copied unchanged, {skipped} corrupt frames skipped)"
+        f"({passthrough} JPEG frames copied unchanged, {skipped} corrupt frames skipped"
+        + (f", {duplicates} frames with a repeated stamp dropped" if duplicates else "")
+        + ")"
     )
     return 0
