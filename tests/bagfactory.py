@@ -19,12 +19,19 @@ odd message orders), use `BagWriter` directly and build messages with `make_imag
 Kinds: "rosbag1" (a single .bag file, ROS 1 Noetic types), "sqlite3" and "mcap" (ROS 2 bag
 directories with metadata.yaml, Humble types). `path` for rosbag1 should end in ".bag" (added
 when missing); the returned `WrittenBag.path` is what to open.
+
+Compression (`compression=`): "zstd" for mcap (zstd chunks, rosbags' storage compression), "bz2"
+or "lz4" for rosbag1 (compressed chunks). `set_mcap_chunk_crcs` fills in the chunk CRCs that the
+ROS 2 mcap plugin writes and rosbags' writer leaves unset; `mcap_chunks` lists the chunks (to
+damage one).
 """
 
 from __future__ import annotations
 
 import heapq
 import inspect
+import struct
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +43,7 @@ import imagecodecs
 import numpy as np
 from numpy.typing import NDArray
 from rosbags.rosbag1 import Writer as Writer1
-from rosbags.rosbag2 import StoragePlugin
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin
 from rosbags.rosbag2 import Writer as Writer2
 from rosbags.typesys import Stores, get_typestore
 from rosbags.typesys.store import Typestore
@@ -316,7 +323,7 @@ class BagWriter:
     that way and unindexed readers need it).
     """
 
-    def __init__(self, path: Path | str, kind: str = "mcap") -> None:
+    def __init__(self, path: Path | str, kind: str = "mcap", *, compression: str | None = None) -> None:
         _check_kind(kind)
         path = Path(path)
         if kind == "rosbag1" and path.suffix != ".bag":
@@ -330,6 +337,8 @@ class BagWriter:
         else:
             plugin = StoragePlugin.MCAP if kind == "mcap" else StoragePlugin.SQLITE3
             self._writer = Writer2(path, version=9, storage_plugin=plugin)
+        if compression is not None:
+            _set_compression(self._writer, kind, compression)
         self._connections: dict[str, Any] = {}
 
     def __enter__(self) -> BagWriter:
@@ -360,6 +369,16 @@ class BagWriter:
             conn = self._writer.add_connection(topic, msgtype, typestore=self.ts)
             self._connections[topic] = conn
         self._writer.write(conn, time_ns, raw)
+
+
+def _set_compression(writer: Writer1 | Writer2, kind: str, compression: str) -> None:
+    """zstd chunks for mcap; bz2 or lz4 chunks for rosbag1."""
+    if kind == "rosbag1" and isinstance(writer, Writer1) and compression in ("bz2", "lz4"):
+        writer.set_compression(Writer1.CompressionFormat[compression.upper()])
+    elif kind == "mcap" and isinstance(writer, Writer2) and compression == "zstd":
+        writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+    else:
+        raise ValueError(f"no {compression!r} compression for {kind} bags here")
 
 
 @dataclass
@@ -417,6 +436,7 @@ def write_image_bag(
     is_bigendian: bool = False,
     row_padding: int = 0,
     keep_payloads: bool = True,
+    compression: str | None = None,
 ) -> WrittenBag:
     """Write a bag with one image topic (plus optional CameraInfo and extra topics).
 
@@ -430,9 +450,10 @@ def write_image_bag(
     - `camera_info`: a CameraModel → one CameraInfo per frame at the frame's stamp; a list of
       (stamp_ns, CameraModel) → exactly those messages. Topic: `camera_info_topic` or the one
       beside the image topic (`default_camera_info_topic`).
+    - `compression`: see the module docstring.
     """
     period = 1e9 / fps
-    bag = BagWriter(path, kind)
+    bag = BagWriter(path, kind, compression=compression)
     info_topic = (camera_info_topic or default_camera_info_topic(topic)) if camera_info is not None else None
     written = WrittenBag(
         bag.path, kind, topic, info_topic, payloads=[] if compressed_format and keep_payloads else None
@@ -513,6 +534,66 @@ def _info_factory(ts: Typestore, camera: CameraModel, stamp: int, frame_id: str)
 def _extra_events(extra: ExtraTopic) -> Iterator[tuple[int, int, str, str, Callable[[], Any]]]:
     for time_ns, msg in extra.messages:
         yield time_ns, 2, extra.topic, extra.msgtype, _const(msg)
+
+
+# --------------------------------------------------------------------------------------------
+# mcap chunks
+
+
+@dataclass(frozen=True)
+class McapChunk:
+    """One Chunk record of an mcap file: where it starts, where its (compressed) records are."""
+
+    offset: int
+    records_offset: int
+    records_length: int
+    compression: str
+    uncompressed_size: int
+
+    @property
+    def crc_offset(self) -> int:
+        """Where the record's `uncompressed_crc` field is (opcode, length, 3 × u64 before it)."""
+        return self.offset + 9 + 24
+
+
+def mcap_file(bag: Path) -> Path:
+    """The .mcap storage file of a bag (the file itself or the one in a ROS 2 bag directory)."""
+    return bag if bag.is_file() else next(bag.glob("*.mcap"))
+
+
+def mcap_chunks(bag: Path) -> list[McapChunk]:
+    """The Chunk records of a bag's mcap file, in file order."""
+    data = mcap_file(bag).read_bytes()
+    chunks, pos = [], 8
+    while pos + 9 <= len(data):
+        opcode, length = data[pos], struct.unpack_from("<Q", data, pos + 1)[0]
+        if opcode == 0x06:
+            (size,) = struct.unpack_from("<Q", data, pos + 9 + 16)
+            (name_len,) = struct.unpack_from("<I", data, pos + 9 + 28)
+            name = data[pos + 9 + 32 : pos + 9 + 32 + name_len].decode()
+            (records_length,) = struct.unpack_from("<Q", data, pos + 9 + 32 + name_len)
+            records = pos + 9 + 40 + name_len
+            chunks.append(McapChunk(pos, records, records_length, name, size))
+        if opcode == 0x02:  # footer
+            break
+        pos += 9 + length
+    return chunks
+
+
+def set_mcap_chunk_crcs(bag: Path) -> list[McapChunk]:
+    """Write each chunk's `uncompressed_crc` (crc32 of its decompressed records), as the ROS 2
+    mcap plugin (the mcap C++ writer) does and rosbags' writer does not; returns the chunks."""
+    from backports import zstd
+
+    file = mcap_file(bag)
+    data = bytearray(file.read_bytes())
+    chunks = mcap_chunks(bag)
+    for chunk in chunks:
+        records = bytes(data[chunk.records_offset : chunk.records_offset + chunk.records_length])
+        raw = zstd.decompress(records) if chunk.compression == "zstd" else records
+        struct.pack_into("<I", data, chunk.crc_offset, zlib.crc32(raw))
+    file.write_bytes(bytes(data))
+    return chunks
 
 
 def write_video(

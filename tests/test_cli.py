@@ -165,3 +165,104 @@ def test_stride_longer_than_the_given_window_is_refused(bag: Path, tmp_path: Pat
     assert main(["convert", str(bag), "-o", str(tmp_path / "x.zarr"), "--window", "4", "--stride", "5"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "vidihand convert: error: --stride 5 is larger than --window 4: frames would be lost"
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        ("convert", "--time-range", "nan:nan"),
+        ("convert", "--time-range", "0:inf"),
+        ("convert", "--time-range", "-inf:2"),
+        ("convert", "--time-range", "1e309:1e310"),
+        ("convert", "--time-range", "-1:2"),
+        ("convert", "--segment-gap", "nan"),
+        ("convert", "--segment-gap", "-1"),
+        ("convert", "--segment-gap", "0"),
+        ("convert", "--segment-gap", "inf"),
+        ("convert", "--split-gaps", "nan"),
+        ("convert", "--split-gaps", "-0.5"),
+        ("convert", "--split-gaps", "inf"),
+        ("convert", "--jpeg-quality", "0"),
+        ("convert", "--jpeg-quality", "101"),
+        ("convert", "--jpeg-quality", "nan"),
+        ("convert", "--batch-windows", "0"),
+        ("convert", "--batch-windows", "1000000000"),
+        ("convert", "--window", "9" * 5000),
+        ("convert", "--stride", "nan"),
+        ("convert", "--image-size", "100000x10"),
+        ("eval", "--fps", "nan"),
+        ("eval", "--fps", "0"),
+        ("eval", "--fps", "-30"),
+        ("eval", "--fps", "inf"),
+        ("eval", "--presence-threshold", "nan"),
+        ("eval", "--presence-threshold", "1.5"),
+        ("eval", "--presence-threshold", "-0.1"),
+    ],
+)
+def test_non_finite_and_out_of_range_numbers_are_usage_errors(
+    command: str, option: str, value: str, capsys: pytest.CaptureFixture
+) -> None:
+    positional = ["rec", "-o", "out"] if command == "convert" else ["pred", "gt"]
+    assert main([command, *positional, f"{option}={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"vidihand {command}: error: argument {option}"), err
+    assert len(last) < 300
+
+
+def test_good_numbers_still_parse() -> None:
+    ns = build_parser().parse_args(
+        [
+            "convert",
+            "rec",
+            "-o",
+            "out",
+            "--time-range",
+            "0:2.5",
+            "--segment-gap",
+            "0.25",
+            "--jpeg-quality",
+            "100",
+        ]
+    )
+    assert (ns.time_range, ns.segment_gap, ns.jpeg_quality) == ([(0.0, 2.5)], 0.25, 100)
+    ns = build_parser().parse_args(["eval", "p", "g", "--fps", "30", "--presence-threshold", "1"])
+    assert (ns.fps, ns.presence_threshold) == (30.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--intrinsics", "nan,500,32,24"], "fx = nan is not a positive finite focal length"),
+        (["--intrinsics", "500,-1,32,24"], "fy = -1 is not a positive finite focal length"),
+        (["--intrinsics", "500,500,inf,24"], "cx = inf is not finite"),
+        (["--intrinsics", "0,0,0,0"], "fx = 0 is not a positive finite focal length"),
+        (["--estimator", "mediapipe", "--estimator-option", "min_detection_confidence=nan"], "got nan"),
+        (["--estimator", "mediapipe", "--estimator-option", "model_complexity=7"], "must be 0 or 1"),
+        (["--estimator", "mediapipe", "--estimator-option", "max_gap=-1"], "max_gap must be >= 0"),
+        (["--estimator", "vidihand", "--estimator-option", "x=1"], "does not take options"),
+    ],
+)
+def test_bad_intrinsics_and_estimator_options_are_one_line(
+    tmp_path: Path, args: list[str], expected: str, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["convert", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "x.zarr"), "-q", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert err.startswith("vidihand convert: error: ")
+
+
+def test_bad_calibration_yaml_names_the_file_and_field(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    calibration = tmp_path / "cam.yaml"
+    calibration.write_text(
+        "image_width: 64\nimage_height: 48\n"
+        "camera_matrix: {rows: 3, cols: 3, data: [500, 0, 32, 0, .nan, 24, 0, 0, 1]}\n"
+    )
+    argv = ["convert", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "x.zarr"), "-q", "--intrinsics"]
+    assert main([*argv, str(calibration)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"vidihand convert: error: {calibration}, field 'camera_matrix': "
+        "fy = nan is not a positive finite focal length"
+    )

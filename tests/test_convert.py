@@ -555,3 +555,61 @@ def test_a_failed_first_episode_does_not_fix_the_image_size(tmp_path: Path, caps
     assert main(["convert", str(small.path), "-o", str(out), "-q", "--append"]) == 2
     err = capsys.readouterr().err
     assert str(small.path) in err and "--image-size" in err
+
+
+def test_unusable_outputs_are_one_line_errors(tmp_path: Path, capsys) -> None:
+    bag = jpeg_bag(tmp_path / "in", n=3)
+    (tmp_path / "file").write_text("not a folder")
+    cases = [(tmp_path / "file" / "sub.zarr", "Not a directory")]
+    if Path("/proc/self").exists():
+        cases.append((Path("/proc/x.zarr"), "No such file or directory"))
+    for out, reason in cases:
+        assert main(["convert", str(bag.path), "-o", str(out), "-q"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"vidihand convert: error: {out}: cannot open for writing: {reason}"
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+def test_a_failed_conversion_into_a_new_output_leaves_nothing_behind(tmp_path: Path, capsys) -> None:
+    payloads = [bytes(imagecodecs.jpeg8_encode(p, level=90)) for p in hand_photos(64, 48)] * 2
+    payloads[5] = payloads[5][:50]
+    bad = write_image_bag(tmp_path / "bad", payloads, compressed_format="jpeg", camera_info=CAMERA)
+    out = tmp_path / "new" / "demo.zarr"
+    assert main(["convert", str(bad.path), "-o", str(out), "-q", "--strict"]) == 2
+    assert "message 5" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]  # neither demo.zarr nor new/
+
+    empty = tmp_path / "empty"  # an empty folder given as the output stays, and stays empty
+    empty.mkdir()
+    assert main(["convert", str(bad.path), "-o", str(empty), "-q", "--strict"]) == 2
+    assert empty.is_dir() and list(empty.iterdir()) == []
+
+
+def test_many_short_episodes_are_written_as_one_long_one_is(tmp_path: Path) -> None:
+    bag = jpeg_bag(tmp_path / "in", n=30)  # 30 fps
+    one, many = tmp_path / "one.zarr", tmp_path / "many.zarr"
+    assert main(["convert", str(bag.path), "-o", str(one), "-q"]) == 0
+    ranges = [f"{max(0.0, (3 * k - 0.5) / 30):.4f}:{(3 * k + 2.5) / 30:.4f}" for k in range(10)]
+    args = [a for r in ranges for a in ("--time-range", r)]
+    assert main(["convert", str(bag.path), "-o", str(many), "-q", *args]) == 0
+    reader, whole = DatasetReader(many), DatasetReader(one)
+    assert list(reader.episode_ends) == list(range(3, 31, 3))
+    root = plain_zarr(many)
+    assert {a.shape[0] for _, a in root["data"].arrays()} == {30}
+    for key in whole.keys:
+        np.testing.assert_array_equal(root["data"][key][:], plain_zarr(one)["data"][key][:], err_msg=key)
+    assert [reader.episode_attrs(i)["split_index"] for i in range(10)] == list(range(10))
+    assert [reader.episode_attrs(i)["start_row"] for i in range(10)] == list(range(0, 30, 3))
+
+
+def test_a_symlinked_writer_lock_is_refused(tmp_path: Path, dataset_with_one_episode: Path, capsys) -> None:
+    lock = dataset_with_one_episode / ".vidihand-writer.lock"
+    lock.unlink()
+    outside = tmp_path / "outside"
+    lock.symlink_to(outside)
+    bag = jpeg_bag(tmp_path / "in", n=3)
+    assert main(["convert", str(bag.path), "-o", str(dataset_with_one_episode), "-q", "--append"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is a symbolic link; refusing to follow it") and "\n" not in err
+    assert not outside.exists()
+    assert list(DatasetReader(dataset_with_one_episode).episode_ends) == [6]

@@ -6,6 +6,7 @@ it (plain zarr + imagecodecs' numcodecs registration, in a fresh interpreter).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -474,7 +475,7 @@ from vidihand_ros.dataset import zarr_compat as zc
 
 stage = {stage!r}
 if stage == "after_record":
-    w.DatasetWriter._append_episode_end = lambda self, end: os._exit(9)
+    w.DatasetWriter._append_episode_ends = lambda self, ends: os._exit(9)
 if stage == "after_ends_chunk":
     real_resize = zc.resize
     def resize(array, shape):
@@ -598,15 +599,31 @@ def test_a_failed_swap_puts_the_old_dataset_back(
         write_episode(writer, frames[:3])
     real_replace, calls = os.replace, []
 
-    def second_rename_fails(src: Any, dst: Any) -> None:
-        calls.append((Path(src).name, Path(dst).name))
-        if len(calls) == 2:
-            raise OSError("no space left on device")
+    def moving_the_new_one_in_fails(src: Any, dst: Any) -> None:
+        if Path(dst) == path:  # the swap's renames: old one aside (ok), new one in (fails)
+            calls.append(Path(src).name)
+            if Path(src).name.startswith(".ds.zarr.new-"):
+                raise OSError(errno.ENOSPC, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr(os, "replace", second_rename_fails)
-    with pytest.raises(OSError, match="no space"), open_for_writing(path, overwrite=True) as writer:
+    monkeypatch.setattr(os, "replace", moving_the_new_one_in_fails)
+    with (
+        pytest.raises(DatasetError, match=r"ds.zarr: could not replace .*No space left on device"),
+        open_for_writing(path, overwrite=True) as writer,
+    ):
         write_episode(writer, frames[:1])
     monkeypatch.undo()
+    assert len(calls) == 2 and calls[0].startswith(".ds.zarr.new-")  # the new one failed; put back
     assert DatasetReader(path).num_frames == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds.zarr"]
+
+
+def test_a_rejected_frame_leaves_nothing_in_the_next_row(tmp_path: Path) -> None:
+    path = tmp_path / "ds.zarr"
+    odd = CameraModel(K=CAMERA.K, width=W, height=H, distortion_model="odd", D=np.zeros(MAX_DISTORTION + 1))
+    with DatasetWriter(path) as writer, writer.begin_episode() as ep:
+        with pytest.raises(DatasetError, match="15 distortion coefficients"):
+            ep.add(jpeg_frame(0, camera=odd))  # fails after its K was put into the row
+        ep.add(jpeg_frame(1, camera=None))
+    row = DatasetReader(path).episode(0)
+    assert np.isnan(row["camera0_intrinsics"]).all() and row["stamp_ns"].tolist() == [T0 + STEP]

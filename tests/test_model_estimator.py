@@ -7,6 +7,8 @@ MANO files, real bags and Zarr stores.
 from __future__ import annotations
 
 import json
+import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +143,110 @@ def test_wrong_window_length_and_missing_mano_are_clear_errors(
     assert "--mano-dir" in capsys.readouterr().err
     assert main([*base, "--checkpoint", str(checkpoint), "--mano-dir", str(mano_dir), "--window", "8"]) == 2
     assert "windows of 9 frames" in capsys.readouterr().err
+
+
+# -- bad checkpoints: one line naming the file, exit 2, before anything big is allocated ------------
+
+
+def _edit_state(directory: Path, edit) -> None:
+    state_path = directory / "state.json"
+    state = json.loads(state_path.read_text())
+    edit(state)
+    state_path.write_text(json.dumps(state))
+
+
+def _set(path: tuple[str, ...], value):
+    def edit(state: dict) -> None:
+        node = state
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return edit
+
+
+BAD_CHECKPOINTS = {
+    "only_a_pickle": (
+        lambda d: (
+            [(d / n).unlink() for n in ("model.safetensors", "state.json")]
+            + [(d / "pytorch_model.bin").write_bytes(pickle.dumps({"w": [1.0]}))]
+        ),
+        "state.json",
+        "pickle checkpoints are refused",
+    ),
+    "pickle_beside_state": (
+        lambda d: [(d / "model.safetensors").unlink(), (d / "model.pt").write_bytes(b"\x80\x02N.")],
+        "model.safetensors",
+        "only model.pt: pickle checkpoints are refused",
+    ),
+    "pickle_renamed": (
+        lambda d: (d / "model.safetensors").write_bytes(pickle.dumps({"w": [1.0]})),
+        "model.safetensors",
+        "a pickle (torch.save), not safetensors",
+    ),
+    "damaged_safetensors": (
+        lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]),
+        "model.safetensors",
+        "not a safetensors file",
+    ),
+    "state_not_json": (lambda d: (d / "state.json").write_text("{step: 1"), "state.json", "not valid JSON"),
+    "state_not_text": (lambda d: (d / "state.json").write_bytes(b"\xff\xfe\x00"), "state.json", "not a text"),
+    "state_not_object": (
+        lambda d: (d / "state.json").write_text("[1]"),
+        "state.json",
+        "expected a JSON object",
+    ),
+    "step_a_string": (lambda d: _edit_state(d, _set(("step",), "7")), "state.json", "field 'step'"),
+    "config_a_list": (lambda d: _edit_state(d, _set(("config",), [1])), "state.json", "field 'config'"),
+    "model_config_incomplete": (
+        lambda d: _edit_state(d, _set(("config", "model"), {"name": "tiny"})),
+        "state.json",
+        "bad model config",
+    ),
+    "decoder_config_wrong_type": (
+        lambda d: _edit_state(d, _set(("config", "decoder", "dim"), "wide")),
+        "state.json",
+        "bad model config",
+    ),
+    "decoder_wider_than_its_tensors": (
+        lambda d: _edit_state(d, _set(("config", "decoder", "dim"), 65536)),
+        "model.safetensors",
+        "does not match its config",
+    ),
+    "layer_count_beyond_the_tensors": (
+        lambda d: _edit_state(d, _set(("config", "model", "backbone", "transformer", "num_layers"), 10**7)),
+        "state.json",
+        "num_layers",
+    ),
+    "nan_in_config": (
+        lambda d: _edit_state(d, _set(("config", "model", "backbone", "tau"), float("nan"))),
+        "state.json",
+        "not a finite number",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CHECKPOINTS))
+def test_bad_checkpoint_is_one_line_naming_the_file(
+    tmp_path: Path,
+    checkpoint: Path,
+    mano_dir: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture,
+    case: str,
+) -> None:
+    damage, file_name, expected = BAD_CHECKPOINTS[case]
+    broken = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, broken)
+    damage(broken)
+    argv = ["convert", str(tmp_path / "rec.mp4"), "-o", str(tmp_path / "x.zarr"), "-q"]
+    argv += ["--estimator", "vidihand", "--checkpoint", str(broken), "--mano-dir", str(mano_dir)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert str(broken / file_name) in err and expected in err, err
+
+
+def test_missing_checkpoint_directory(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["convert", str(tmp_path / "rec.mp4"), "-o", str(tmp_path / "x.zarr"), "-q", "--estimator"]
+    assert main([*argv, "vidihand", "--checkpoint", str(tmp_path / "nope"), "--mano-dir", str(tmp_path)]) == 2
+    assert "no such checkpoint directory" in capsys.readouterr().err

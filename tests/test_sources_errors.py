@@ -357,3 +357,21 @@ def test_bag_directory_without_metadata_points_at_its_storage_file(tmp_path: Pat
     (storage,) = bag.path.glob("*.mcap")
     assert storage.name in _located(err.value, bag.path, topic=None)
     assert [f.data for f in open_source(storage)] == bag.payloads
+
+
+@pytest.mark.parametrize(
+    ("encoding", "width", "height", "field"), [("uyvy", 63, 48, "width"), ("nv12", 64, 47, "height")]
+)
+def test_subsampled_yuv_of_odd_size_names_the_field(
+    tmp_path: Path, encoding: str, width: int, height: int, field: str
+) -> None:
+    """OpenCV asserts even sizes for 4:2:2/4:2:0 (a cv2.error traceback before)."""
+    ts = typestore_for("mcap")
+    rows = height * 3 // 2 if encoding == "nv12" else height
+    shape = (rows, width) if encoding == "nv12" else (rows, width, 2)
+    msg = make_image(ts, np.zeros(shape, np.uint8), encoding, stamp_ns=START_NS, frame_id="c")
+    msg.height = height
+    path = _raw_image_bag(tmp_path / "bag", "mcap", [msg])
+    with pytest.raises(InputError) as err:
+        list(BagFrameSource(path, camera=CAM))
+    assert "even" in _located(err.value, path, index=0, field=field)

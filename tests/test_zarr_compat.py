@@ -130,6 +130,19 @@ def test_remove_chunks_from(tmp_path: Path) -> None:
     ]
 
 
+def test_remove_chunks_from_removes_links_without_following_them(tmp_path: Path) -> None:
+    root = zc.open_group(tmp_path / "g.zarr", "a")
+    array = zc.create_array(root, "a", shape=(1,), chunks=(1,), dtype=np.uint8, compressor=None, fill_value=0)
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"keep")
+    directory = zc.chunk_file(array, (0,)).parent
+    (directory / "3").symlink_to(outside)
+    (directory / "4").symlink_to(tmp_path / "missing")  # dangling: a later write would create it
+    assert zc.remove_chunks_from(array, 1) == 2
+    assert not (directory / "3").is_symlink() and not (directory / "4").is_symlink()
+    assert outside.read_bytes() == b"keep"
+
+
 def test_portable_jpeg_config_and_roundtrip(tmp_path: Path) -> None:
     zc.register_codecs()
     zc.register_codecs()  # idempotent

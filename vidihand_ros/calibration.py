@@ -15,6 +15,9 @@ from ruamel.yaml import YAML, YAMLError
 from vidihand_ros.errors import InputError
 from vidihand_ros.types import CameraModel
 
+#: Larger image sides in a calibration file are a typo, not a camera.
+MAX_IMAGE_SIDE = 1 << 16
+
 
 def parse_intrinsics(text: str) -> CameraModel:
     """'fx,fy,cx,cy' → pinhole camera; an existing file path → its calibration."""
@@ -28,18 +31,23 @@ def parse_intrinsics(text: str) -> CameraModel:
         raise InputError(
             f"--intrinsics {text!r}: expected 'fx,fy,cx,cy' (pixels) or a camera calibration YAML file"
         ) from None
-    if fx <= 0 or fy <= 0:
-        raise InputError(f"--intrinsics {text!r}: focal lengths must be positive")
-    return CameraModel.from_fxfycxcy(fx, fy, cx, cy)
+    camera = CameraModel.from_fxfycxcy(fx, fy, cx, cy)
+    problem = camera.problem()
+    if problem is not None:
+        raise InputError(f"--intrinsics {text!r}: {problem.message}")
+    return camera
 
 
 def load_calibration_yaml(path: Path) -> CameraModel:
+    """A `camera_calibration` YAML; a missing or wrong entry is an InputError naming it."""
     if not path.is_file():
         raise InputError("calibration file not found", source=path)
     try:
         doc = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except YAMLError as err:
+    except (YAMLError, UnicodeDecodeError) as err:
         raise InputError(f"not valid YAML: {err}".splitlines()[0], source=path) from err
+    except OSError as err:
+        raise InputError(f"cannot read: {err.strerror}", source=path) from err
     if not isinstance(doc, dict):
         raise InputError("expected a camera calibration mapping", source=path)
     K = _matrix(doc, "camera_matrix", (3, 3), path)
@@ -48,13 +56,29 @@ def load_calibration_yaml(path: Path) -> CameraModel:
         if "distortion_coefficients" in doc
         else np.zeros(0)
     )
-    return CameraModel(
+    model = doc.get("distortion_model", "plumb_bob" if D.size else "")
+    if not isinstance(model, str):
+        raise InputError("distortion_model must be a name", source=path, field="distortion_model")
+    camera = CameraModel(
         K=K,
-        width=int(doc.get("image_width", 0)),
-        height=int(doc.get("image_height", 0)),
-        distortion_model=str(doc.get("distortion_model", "plumb_bob" if D.size else "")),
+        width=_size(doc, "image_width", path),
+        height=_size(doc, "image_height", path),
+        distortion_model=model,
         D=D.ravel(),
     )
+    problem = camera.problem()
+    if problem is not None:
+        key = "camera_matrix" if problem.matrix == "K" else "distortion_coefficients"
+        raise InputError(problem.message, source=path, field=key)
+    return camera
+
+
+def _size(doc: dict, key: str, path: Path) -> int:
+    value = doc.get(key, 0)
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not 0 <= value <= MAX_IMAGE_SIDE:
+        raise InputError(f"expected a pixel count, got {value!r:.40}", source=path, field=key)
+    return int(value)
 
 
 def _matrix(doc: dict, key: str, shape: tuple[int, int] | None, path: Path) -> np.ndarray:

@@ -19,6 +19,7 @@ from vidihand_ros.dataset.staging import open_for_writing
 from vidihand_ros.episodes import Peekable, StampLog, checked_time_ranges, split_episodes
 from vidihand_ros.errors import InputError
 from vidihand_ros.estimators.base import AnyPoseEstimator
+from vidihand_ros.imaging import MAX_PIXELS
 from vidihand_ros.sinks.base import Sink, episode_sinks, write_all
 from vidihand_ros.sinks.dataset import DatasetSink
 from vidihand_ros.sinks.pose_bag import PoseBagWriter
@@ -50,6 +51,8 @@ class ConvertOptions:
     jpeg_quality: int = 90
     reencode: bool = False
     strict: bool = False
+    #: The most pixels a frame may declare (checked before decoding: decompression bombs).
+    max_pixels: int = MAX_PIXELS
     #: Windows per estimator call (estimators batch them on the GPU or over the wire).
     batch_windows: int = 1
     pose_bag: Path | None = None
@@ -156,6 +159,7 @@ def convert(
             if not episodes:
                 raise InputError("no frames inside the given --time-range values", source=path)
             report.episodes.extend(episodes)
+            dataset.publish()  # one group commit per input: a kill loses at most the input in progress
     return report
 
 
@@ -166,6 +170,7 @@ def _open(path: Path, options: ConvertOptions) -> FrameSource:
         camera_info_topic=options.camera_info_topic,
         camera=options.camera,
         strict=options.strict,
+        max_pixels=options.max_pixels,
     )
 
 

@@ -13,6 +13,7 @@ Conventions (shared by every estimator and sink):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -56,6 +57,10 @@ class CameraModel:
         K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
         return cls(K=K, width=width, height=height)
 
+    def problem(self) -> CalibrationProblem | None:
+        """Why K / D cannot be a calibration (see `calibration_problem`); None when they can."""
+        return calibration_problem(self.K, self.D)
+
     def same_as(self, other: CameraModel | None) -> bool:
         """Equal calibration (used to collapse repeated CameraInfo messages)."""
         return (
@@ -66,6 +71,38 @@ class CameraModel:
             and np.array_equal(self.K, other.K)
             and np.array_equal(self.D, other.D)
         )
+
+
+_K_ENTRIES = {(0, 0): "fx", (1, 1): "fy", (0, 2): "cx", (1, 2): "cy", (0, 1): "skew"}
+
+
+@dataclass(frozen=True)
+class CalibrationProblem:
+    """What makes intrinsics unusable: `matrix` is "K" or "D", `message` names the entry and value."""
+
+    matrix: str
+    message: str
+
+
+def calibration_problem(K: NDArray[np.float64], D: NDArray[np.float64]) -> CalibrationProblem | None:
+    """The one check of user- or bag-supplied intrinsics (CameraInfo, --intrinsics, YAML).
+
+    Focal lengths must be positive and finite, every other K entry and every distortion
+    coefficient finite: NaN or a zero focal length would otherwise turn into NaN poses or a
+    division by zero far from the file that caused it.
+    """
+    for (row, col), name in (((0, 0), "fx"), ((1, 1), "fy")):
+        value = float(K[row, col])
+        if not (math.isfinite(value) and value > 0):
+            return CalibrationProblem("K", f"{name} = {value:g} is not a positive finite focal length")
+    for (row, col), entry in np.ndenumerate(K):
+        if not math.isfinite(float(entry)):
+            name = _K_ENTRIES.get((row, col), f"K[{row}][{col}]")
+            return CalibrationProblem("K", f"{name} = {float(entry):g} is not finite")
+    for i, coefficient in enumerate(np.ravel(D).tolist()):
+        if not math.isfinite(coefficient):
+            return CalibrationProblem("D", f"distortion coefficient {i} = {coefficient:g} is not finite")
+    return None
 
 
 @dataclass

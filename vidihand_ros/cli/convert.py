@@ -7,7 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vidihand_ros.cli.options import add_command, image_size, positive, time_range
+from vidihand_ros.cli.options import (
+    add_command,
+    count,
+    image_size,
+    jpeg_quality,
+    positive,
+    positive_number,
+    time_range,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -77,6 +85,13 @@ def _add_input(src: Any) -> None:
         help="intrinsics when the recording has no CameraInfo (required for videos)",
     )
     src.add_argument("--strict", action="store_true", help="fail on a corrupt frame instead of skipping it")
+    src.add_argument(
+        "--max-pixels",
+        type=positive,
+        metavar="N",
+        help="a frame declaring more pixels (width x height) is corrupt, checked before decoding "
+        "(default: 67108864 = 8192x8192)",
+    )
 
 
 def _add_estimation(est: Any) -> None:
@@ -108,26 +123,26 @@ def _add_estimation(est: Any) -> None:
     )
     est.add_argument(
         "--window",
-        type=positive,
+        type=count,
         metavar="N",
         help="frames per window (default: the estimator's own window, 81 for MediaPipe)",
     )
     est.add_argument(
         "--stride",
-        type=positive,
+        type=count,
         metavar="N",
         help="frames between window starts (default: the window; smaller overlaps)",
     )
     est.add_argument(
         "--batch-windows",
-        type=positive,
+        type=count,
         default=1,
         metavar="N",
         help="windows sent to the estimator at once",
     )
     est.add_argument(
         "--segment-gap",
-        type=float,
+        type=positive_number,
         default=0.5,
         metavar="SECONDS",
         help="a stamp jump over this starts a new window",
@@ -145,7 +160,7 @@ def _add_output(out: Any) -> None:
     episodes = out.add_mutually_exclusive_group()
     episodes.add_argument(
         "--split-gaps",
-        type=float,
+        type=positive_number,
         metavar="SECONDS",
         help="start a new episode at a stamp gap longer than this",
     )
@@ -160,7 +175,10 @@ def _add_output(out: Any) -> None:
         "--image-size", type=image_size, metavar="WxH", help="resize frames (default: keep the source size)"
     )
     out.add_argument(
-        "--jpeg-quality", type=int, default=90, help="JPEG quality for re-encoded frames (default 90)"
+        "--jpeg-quality",
+        type=jpeg_quality,
+        default=90,
+        help="JPEG quality for re-encoded frames, 1..100 (default 90)",
     )
     out.add_argument(
         "--reencode",
@@ -192,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         jpeg_quality=args.jpeg_quality,
         reencode=args.reencode,
         strict=args.strict,
+        max_pixels=args.max_pixels or ConvertOptions.max_pixels,
         batch_windows=args.batch_windows,
         pose_bag=args.pose_bag,
         pose_bag_storage=args.pose_bag_storage,

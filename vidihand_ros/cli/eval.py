@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vidihand_ros.cli.options import add_command
+from vidihand_ros.cli.options import add_command, fraction, positive_number
 
 __all__ = ["add_parser", "run"]
 
@@ -25,9 +25,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pred", type=Path, metavar="PRED", help="dataset with predicted poses")
     p.add_argument("gt", type=Path, metavar="GT", help="dataset with ground-truth poses")
-    p.add_argument("--fps", type=float, help="frame rate for Acc-Err/Jitter in mm/s² (default: from stamps)")
     p.add_argument(
-        "--presence-threshold", type=float, default=0.5, help="presence at which a hand counts as detected"
+        "--fps", type=positive_number, help="frame rate for Acc-Err/Jitter in mm/s² (default: from stamps)"
+    )
+    p.add_argument(
+        "--presence-threshold",
+        type=fraction,
+        default=0.5,
+        help="presence (0..1) at which a hand counts as detected",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -7,10 +7,25 @@ usage line naming the option (`argument --image-size: ...`) before any work star
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["COMMON", "add_command", "add_verbosity", "image_size", "positive", "time_range"]
+__all__ = [
+    "COMMON",
+    "add_command",
+    "add_verbosity",
+    "count",
+    "finite",
+    "fraction",
+    "image_size",
+    "jpeg_quality",
+    "non_negative_int",
+    "positive",
+    "positive_number",
+    "time_range",
+    "whole_number",
+]
 
 Run = Callable[[argparse.Namespace], int]
 
@@ -49,14 +64,76 @@ def add_command(
     return parser
 
 
+#: Frames per window, window stride, windows per batch: more is a typo, and would buffer frames
+#: without bound.
+MAX_COUNT = 100_000
+#: Larger image sides are a typo (and a huge allocation per frame).
+MAX_IMAGE_SIDE = 16384
+
+
 def positive(text: str) -> int:
-    """An integer of at least 1 (window lengths, strides, batch sizes)."""
+    """An integer of at least 1."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def count(text: str) -> int:
+    """A count of frames or windows: 1 to MAX_COUNT."""
+    return whole_number(text, 1, MAX_COUNT)
+
+
+def non_negative_int(text: str) -> int:
+    """0 or more (seeds, warm-up steps), within 32 bits."""
+    return whole_number(text, 0, 2**32 - 1)
+
+
+def whole_number(text: str, low: int, high: int) -> int:
+    """An integer in [low, high]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    if value > high:
+        raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+    return value
+
+
+def jpeg_quality(text: str) -> int:
+    """A JPEG quality, 1 (smallest) to 100 (best)."""
+    return whole_number(text, 1, 100)
+
+
+def finite(text: str) -> float:
+    """A finite number: NaN and infinities are refused here, before they reach any arithmetic."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text[:40]!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (durations in seconds, frame rates)."""
+    value = finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text[:40]!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1] (thresholds on presence / confidence)."""
+    value = finite(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text[:40]!r}")
     return value
 
 
@@ -68,23 +145,29 @@ def image_size(text: str) -> tuple[int, int]:
             raise ValueError
         size = int(w), int(h)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 224x224, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 224x224, got {text[:40]!r}") from None
     if min(size) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: width and height must be positive")
+    if max(size) > MAX_IMAGE_SIDE:
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be at most {MAX_IMAGE_SIDE}")
     return size
 
 
 def time_range(text: str) -> tuple[float, float]:
-    """'START:END' in seconds → (start, end), END after START."""
+    """'START:END' in seconds → (start, end): finite, START ≥ 0, END after START."""
     start, sep, end = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected START:END in seconds, e.g. 2.5:10, got {text[:40]!r}")
     try:
-        if not sep:
-            raise ValueError
-        lo, hi = float(start), float(end)
-    except ValueError:
+        lo, hi = finite(start), finite(end)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"expected START:END in seconds, e.g. 2.5:10, got {text!r}"
+            f"expected START:END in finite seconds, e.g. 2.5:10, got {text[:40]!r}"
         ) from None
+    if lo < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: START must be at least 0 (seconds after the first frame)"
+        )
     if hi <= lo:
         raise argparse.ArgumentTypeError(f"{text!r}: END must be after START")
     return lo, hi

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vidihand_ros.cli.options import add_command, positive
+from vidihand_ros.cli.options import add_command, non_negative_int, positive, positive_number
 from vidihand_ros.errors import InputError
 
 __all__ = ["add_parser", "run_adapt", "run_decoder"]
@@ -90,7 +90,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--mano-dir", type=Path, required=True, help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl"
     )
     decoder.add_argument(
-        "--warmup-steps", type=int, help="linear warm-up steps (default: 500, at most a tenth of --steps)"
+        "--warmup-steps",
+        type=non_negative_int,
+        help="linear warm-up steps (default: 500, at most a tenth of --steps)",
     )
 
 
@@ -113,7 +115,7 @@ def _common(
         "--data", required=True, type=Path, metavar="GT", help="dataset with ground-truth poses (.zarr)"
     )
     p.add_argument(
-        "--steps", type=int, default=steps_default, help=f"train to this step (default {steps_default})"
+        "--steps", type=positive, default=steps_default, help=f"train to this step (default {steps_default})"
     )
     p.add_argument("--out", type=Path, metavar="RUN_DIR", help="run directory for the training checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
@@ -126,7 +128,9 @@ def _common(
     p.add_argument(
         "--stride", type=positive, help="frames between window starts (default: the window length)"
     )
-    p.add_argument("--lr", type=float, default=lr_default, help=f"learning rate (default {lr_default:g})")
+    p.add_argument(
+        "--lr", type=positive_number, default=lr_default, help=f"learning rate (default {lr_default:g})"
+    )
     p.add_argument(
         "--batch-size",
         type=positive,
@@ -139,7 +143,7 @@ def _common(
         default=every_default,
         help=f"steps between checkpoints (default {every_default})",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--log-every", type=positive, default=50, metavar="N", help="print the loss every N steps")
 

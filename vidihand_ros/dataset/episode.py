@@ -1,21 +1,17 @@
-"""One episode being written: frames in, rows buffered per block, commit or roll back.
+"""One episode being written: frames in, commit or roll back.
 
 Images are written as chunks immediately (they are the bulk of the data and need no buffering);
-low-dimensional rows are buffered in a `RowBlock` and written one block at a time. Both land past
-the arrays' shape and become visible only at commit.
+low-dimensional rows go to the dataset writer's `RowBuffer`, shared by consecutive episodes. Both
+land past the arrays' shape and become visible only when the writer publishes the episode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-import numpy as np
-
 from vidihand_ros.dataset.attrs import to_json, utc_now
-from vidihand_ros.dataset.rows import RowBlock
 from vidihand_ros.errors import DatasetError
 from vidihand_ros.types import Frame, FramePoses
 
@@ -24,7 +20,6 @@ class EpisodeStore(Protocol):
     """What an episode needs from its dataset (`DatasetWriter` implements it)."""
 
     path: Path
-    flush_frames: int
     session: int
 
     @property
@@ -41,7 +36,9 @@ class EpisodeStore(Protocol):
 
     def store_image(self, row: int, frame: Frame, index: int) -> tuple[bool, tuple[float, float]]: ...
 
-    def put_rows(self, start: int, values: Mapping[str, np.ndarray]) -> None: ...
+    def store_row(
+        self, row: int, frame: Frame, poses: FramePoses | None, scale: tuple[float, float]
+    ) -> None: ...
 
     def commit_episode(self, record: dict[str, Any], end: int) -> int: ...
 
@@ -64,8 +61,6 @@ class EpisodeWriter:
         self.num_frames = 0
         self.passthrough_frames = 0
         self.reencoded_frames = 0
-        self._flushed = 0
-        self._block = RowBlock(writer.flush_frames)
         self._first_stamp: int | None = None
         self._last_stamp: int | None = None
         self._frame_id = ""
@@ -79,7 +74,7 @@ class EpisodeWriter:
             raise DatasetError("episode already committed or aborted", source=self._writer.path)
         row = self.start + self.num_frames
         passed, scale = self._writer.store_image(row, frame, self.num_frames)
-        self._block.append(frame, poses, scale)
+        self._writer.store_row(row, frame, poses, scale)
         self.num_frames += 1
         if passed:
             self.passthrough_frames += 1
@@ -92,27 +87,18 @@ class EpisodeWriter:
         self._last_stamp = frame.stamp_ns
         if frame.camera is not None and frame.camera.distortion_model:
             self._distortion_models.add(frame.camera.distortion_model)
-        # Flush at chunk-aligned rows, so that block writes fill whole chunks (no read-modify-write).
-        if (row + 1) % self._writer.flush_frames == 0 or self._block.full:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the buffered rows as chunk files (invisible to readers until commit)."""
-        if self._block.size == 0:
-            return
-        self._writer.put_rows(self.start + self._flushed, self._block.rows())
-        self._flushed += self._block.size
-        self._block.clear()
 
     def commit(self) -> int | None:
-        """Publish the episode; returns its index, or None for an episode without frames (dropped)."""
+        """Commit the episode; returns its index, or None for an episode without frames (dropped).
+
+        The writer publishes it now or with the next group of episodes (`commit_interval_s`).
+        """
         if self._closed:
             raise DatasetError("episode already committed or aborted", source=self._writer.path)
         if self.num_frames == 0:
             self.abort()
             return None
         try:
-            self.flush()
             index = self._writer.commit_episode(self._record(), self.start + self.num_frames)
         except BaseException:
             self.abort()
@@ -124,9 +110,11 @@ class EpisodeWriter:
         """Drop everything written since `begin_episode` (the dataset is as it was)."""
         if self._closed:
             return
-        self._block.clear()
-        self._writer.discard_uncommitted()
-        self._close()
+        self._closed = True  # before discarding: a failed discard leaves no half-open episode
+        try:
+            self._writer.discard_uncommitted()
+        finally:
+            self._writer.episode_closed()
 
     def _close(self) -> None:
         self._closed = True

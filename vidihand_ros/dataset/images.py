@@ -4,6 +4,11 @@ A source JPEG of the dataset's size with 3 channels *is* a valid chunk for the i
 codec, so it is written as the chunk file without decoding (the ≥1000 frames/s path). Everything
 else (PNG, raw pixels, other sizes, grey JPEGs, or `reencode=True`) is decoded, resized if the
 dataset asks for a fixed size, and encoded once.
+
+Compressed bytes are trusted only as far as `imaging.checked_info` says: a source's CheckedImage
+(structure and declared size checked where the frame was read, so that a bad frame was skipped
+there) or, for bytes from anywhere else, the same check now, against `max_pixels`. So no bytes that
+would not decode are copied, and no declared size is believed before it is checked.
 """
 
 from __future__ import annotations
@@ -15,7 +20,14 @@ import numpy as np
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.schema import IMAGE_DESCRIPTION, IMAGE_KEY, image_shape
 from vidihand_ros.errors import DatasetError, InputError
-from vidihand_ros.imaging import CorruptImageError, encode_jpeg, jpeg_info, resize_rgb
+from vidihand_ros.imaging import (
+    MAX_PIXELS,
+    CorruptImageError,
+    SizeLimits,
+    checked_info,
+    encode_jpeg,
+    resize_rgb,
+)
 from vidihand_ros.types import Frame
 
 
@@ -23,7 +35,7 @@ class ImageStore:
     """Writes frames into `data/camera0_rgb`, creating it at the first frame when the size is open.
 
     `size` is the dataset's (width, height) once known; `resize=True` scales frames of other sizes
-    to it, otherwise such a frame is an error.
+    to it, otherwise such a frame is an error. `max_pixels` bounds what unchecked bytes may declare.
     """
 
     def __init__(
@@ -34,8 +46,10 @@ class ImageStore:
         resize: bool,
         jpeg_quality: int,
         reencode: bool,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self._data = data
+        self._limits = SizeLimits(max_pixels)
         self.array: zc.Array | None = None
         self._write_chunk: Callable[[Sequence[int], bytes], None] = _no_array
         if IMAGE_KEY in data:
@@ -69,14 +83,13 @@ class ImageStore:
     def store(self, row: int, frame: Frame, episode_index: int) -> tuple[bool, tuple[float, float]]:
         """Write `frame` as chunk `row`; returns (passed through?, (sx, sy) scale applied)."""
         try:
-            if frame.is_jpeg:
-                assert frame.data is not None
-                info = jpeg_info(frame.data)
+            if frame.data is not None:
+                info = checked_info(frame.data, frame.encoding, self._limits)
                 width, height = info.width, info.height
                 # Only an 8-bit, 3-channel JPEG is what the dataset's codec decodes to (H, W, 3) uint8.
-                copyable = info.channels == 3 and info.precision == 8
+                copyable = frame.is_jpeg and info.channels == 3 and info.precision == 8
             else:
-                width, height, _ = _pixel_size(frame)
+                width, height = _pixel_size(frame)
                 copyable = False
         except CorruptImageError as err:
             raise InputError(str(err), index=frame.index, field="data") from err
@@ -126,16 +139,14 @@ def _no_array(index: Sequence[int], data: bytes) -> None:
     raise RuntimeError("image array not created yet")
 
 
-def _pixel_size(frame: Frame) -> tuple[int, int, int]:
-    """(width, height, channels) of a pixel frame or a non-JPEG compressed frame."""
-    if frame.pixels is None:
-        rgb = frame.rgb()  # PNG and friends: decode once (cached on the frame)
-        return rgb.shape[1], rgb.shape[0], 3
+def _pixel_size(frame: Frame) -> tuple[int, int]:
+    """(width, height) of a pixel frame (its pixels exist already: nothing to bound)."""
     pixels = frame.pixels
+    assert pixels is not None
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         raise InputError(
             f"expected (H, W, 3) uint8 RGB pixels, got {pixels.dtype} {pixels.shape}",
             index=frame.index,
             field="pixels",
         )
-    return pixels.shape[1], pixels.shape[0], 3
+    return pixels.shape[1], pixels.shape[0]

@@ -2,9 +2,13 @@
 
 Rows are buffered in preallocated arrays and written to zarr a block at a time, because a zarr
 resize + write per frame costs milliseconds; memory is bounded by the block, never the episode.
+`RowBuffer` keeps one block across episodes, so short episodes do not each rewrite a partly
+filled chunk of every key.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -31,9 +35,15 @@ class RowBlock:
         return self.size >= self.capacity
 
     def clear(self) -> None:
+        self.truncate(0)
+
+    def truncate(self, size: int) -> None:
+        """Keep the first `size` rows; the others are reset to the fill values."""
+        if not 0 <= size <= self.size:
+            raise ValueError(f"cannot truncate {self.size} rows to {size}")
         for spec in self.specs:
-            self.arrays[spec.name][: self.size] = spec.fill
-        self.size = 0
+            self.arrays[spec.name][size : self.size] = spec.fill
+        self.size = size
 
     def rows(self) -> dict[str, np.ndarray]:
         """The filled rows of each key (views, valid until the next `clear`)."""
@@ -49,6 +59,15 @@ class RowBlock:
                 index=frame.index,
             )
         k = self.size
+        try:
+            self._put(k, frame, poses, scale)
+        except BaseException:
+            self.size += 1  # reset the half-written row, so the next frame's row starts clean
+            self.truncate(k)
+            raise
+        self.size += 1
+
+    def _put(self, k: int, frame: Frame, poses: FramePoses | None, scale: tuple[float, float]) -> None:
         a = self.arrays
         a["timestamp"][k] = frame.stamp_ns * 1e-9
         a["stamp_ns"][k] = frame.stamp_ns
@@ -59,7 +78,6 @@ class RowBlock:
                 hand = poses.hand(side)
                 if hand is not None:
                     self._put_hand(k, side, hand, scale)
-        self.size += 1
 
     def _put_camera(self, k: int, camera: CameraModel, scale: tuple[float, float], index: int) -> None:
         K = camera.K if scale == (1.0, 1.0) else scale_intrinsics(camera.K, *scale)
@@ -82,3 +100,46 @@ class RowBlock:
             if field == "keypoints_2d" and scale != (1.0, 1.0):
                 value = scale_pixels(value, *scale)
             a[hand_key(side, field)][k] = value
+
+
+#: Writes rows of every key starting at a row: `write(start, {key: rows})`.
+RowWriter = Callable[[int, Mapping[str, np.ndarray]], None]
+
+
+class RowBuffer:
+    """The rows not yet written for good, from row `start` on, across episodes.
+
+    A block is written (and emptied) when it reaches a multiple of its capacity, so that with the
+    capacity of a chunk every write fills a whole chunk; `write_out` writes the rows held so far and
+    keeps them, so that the chunk is completed from memory later instead of read back.
+    """
+
+    def __init__(self, capacity: int, start: int, write: RowWriter) -> None:
+        self.block = RowBlock(capacity)
+        self.start = start
+        self._write = write
+
+    @property
+    def end(self) -> int:
+        """The row the next `append` fills."""
+        return self.start + self.block.size
+
+    def append(self, frame: Frame, poses: FramePoses | None, scale: tuple[float, float]) -> None:
+        self.block.append(frame, poses, scale)
+        if self.end % self.block.capacity == 0 or self.block.full:
+            self.write_out()
+            self.start = self.end
+            self.block.clear()
+
+    def write_out(self) -> None:
+        """Write the held rows as chunk files (they stay held)."""
+        if self.block.size:
+            self._write(self.start, self.block.rows())
+
+    def drop_from(self, row: int) -> None:
+        """Forget rows >= `row` (rows below `start` are on disk already)."""
+        if row >= self.start:
+            self.block.truncate(min(row - self.start, self.block.size))
+        else:
+            self.block.clear()
+            self.start = row

@@ -2,19 +2,31 @@
 
 Crash safety comes from the order of writes. While an episode is recorded, its images and rows go
 into chunk files past the arrays' shape, so every array stays exactly `episode_ends[-1]` long (as
-diffusion_policy's ReplayBuffer asserts) and the dataset opens at any moment. Commit then grows the
-arrays over the new rows, adds the episode's record to `meta` attrs, and appends to
-`meta/episode_ends` last: its new chunk is written atomically before the array's metadata grows to
-include it. A writer killed at any moment leaves every committed episode intact, and only a kill
-inside a commit leaves arrays longer than `episode_ends[-1]` (readers ignore those rows); the next
-append truncates such leftovers.
+diffusion_policy's ReplayBuffer asserts) and the dataset opens at any moment. Committed episodes
+are *published* in groups: one publish grows every array over the new rows, writes the episodes'
+records into `meta` attrs, and appends their ends to `meta/episode_ends` last: its new chunks are
+written atomically before the array's metadata grows to include them (the commit point).
+
+`commit_interval_s` sets how often: 0 publishes every episode at its commit (what a live capture
+wants); a batch conversion publishes at most every `commit_interval_s` (episodes committed sooner
+wait, pending, and a publish costs ~30 file writes whatever their number), at `publish()` and at
+`close()`. A writer killed at any moment leaves every published episode intact and loses only the
+episode in progress and the pending ones, which were all committed within the last
+`commit_interval_s`. Only a kill inside a publish leaves arrays longer than `episode_ends[-1]`
+(readers ignore those rows); the next writer truncates such leftovers. An OSError (a full disk)
+while publishing rolls the dataset back to its last published state and raises a `DatasetError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import shutil
+import stat
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -26,6 +38,7 @@ from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.attrs import to_json, utc_now
 from vidihand_ros.dataset.episode import EpisodeWriter
 from vidihand_ros.dataset.images import ImageStore
+from vidihand_ros.dataset.rows import RowBuffer
 from vidihand_ros.dataset.schema import (
     CAMERA_KEYS,
     DEFAULT_JPEG_QUALITY,
@@ -40,7 +53,7 @@ from vidihand_ros.dataset.schema import (
     lowdim_compressor,
 )
 from vidihand_ros.errors import DatasetError
-from vidihand_ros.types import Frame
+from vidihand_ros.types import Frame, FramePoses
 
 try:  # advisory lock: one writer per dataset (released by the OS if the process dies)
     import fcntl
@@ -50,6 +63,18 @@ except ImportError:  # pragma: no cover - Windows
 LOCK_FILE = ".vidihand-writer.lock"
 #: Low-dim rows buffered between zarr writes: one chunk, ~1.6 MB for every key together.
 DEFAULT_FLUSH_FRAMES = LOWDIM_CHUNK_ROWS
+#: How long batch commands (convert, import) let committed episodes wait before publishing them.
+BATCH_COMMIT_INTERVAL_S = 1.0
+#: The clock of `commit_interval_s` (a module attribute, so tests can move time).
+clock = time.monotonic
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A committed episode not yet published: its meta record and end row."""
+
+    record: dict[str, Any]
+    end: int
 
 
 class DatasetWriter:
@@ -61,6 +86,7 @@ class DatasetWriter:
     appends (creating the dataset if there is none). `image_size` (width, height) resizes every
     frame to that size; None takes the first frame's size and rejects frames of other sizes.
     `attrs` is dataset-level provenance (software, estimator, ...), kept per writer session.
+    `commit_interval_s` groups commits (module docstring); 0 publishes each episode at its commit.
     """
 
     def __init__(
@@ -73,6 +99,7 @@ class DatasetWriter:
         reencode: bool = False,
         attrs: Mapping[str, Any] | None = None,
         flush_frames: int = DEFAULT_FLUSH_FRAMES,
+        commit_interval_s: float = 0.0,
     ) -> None:
         if mode not in ("w", "a"):
             raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
@@ -80,44 +107,60 @@ class DatasetWriter:
             raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
         if flush_frames < 1:
             raise ValueError("flush_frames must be >= 1")
+        if not commit_interval_s >= 0:
+            raise ValueError(f"commit_interval_s must be >= 0, got {commit_interval_s}")
         self.path = Path(path)
         self.flush_frames = flush_frames
+        self.commit_interval_s = float(commit_interval_s)
         self.passthrough_frames = 0
         self.reencoded_frames = 0
         self._active: EpisodeWriter | None = None
-        self._lock: Any = None
+        self._lock: WriterLock | None = None
+        self._root: zc.Group | None = None
+        self._pending: list[_Pending] = []
+        #: Directories this writer made (innermost first), or the names in the empty folder it
+        #: found: what `close(discard_if_new=True)` restores.
+        self._created: list[Path] = []
+        self._found_empty: set[str] | None = None
         provenance = to_json(dict(attrs or {}))
         if image_size is not None:
             image_size = (int(image_size[0]), int(image_size[1]))
             if min(image_size) < 1:
                 raise ValueError(f"image_size must be positive (width, height), got {image_size}")
-
-        self._prepare_directory(mode)
         try:
-            self._lock = acquire_lock(self.path)
-            if mode == "w" or not zc.is_group_dir(self.path):
-                self._clear_directory()
-                self._root = zc.open_group(self.path, "a")
-                self._create_layout(image_size, jpeg_quality, provenance)
-            else:
-                self._root = zc.open_group(self.path, "r+")
-                self._check_layout()
-            self._open_layout(image_size, jpeg_quality, reencode)
-            self._truncate_to_committed()
-            self._start_session(mode, provenance)
-        except BaseException:
+            self._open(mode, image_size, jpeg_quality, reencode, provenance)
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                self._undo_creation(removing=self._lock is not None)
             self._release_lock()
+            self._root = None
+            if isinstance(err, OSError):
+                raise DatasetError(
+                    f"cannot open for writing: {os_reason(err, self.path)}", source=self.path
+                ) from err
             raise
+        self._last_publish = clock()
 
     # -- public -------------------------------------------------------------------------------
 
     @property
     def num_episodes(self) -> int:
-        return len(self._ends)
+        """Committed episodes, published or pending (the next episode's index)."""
+        return len(self._ends) + len(self._pending)
 
     @property
     def num_frames(self) -> int:
-        """Committed frames (rows of every data array that readers see)."""
+        """Frames of the committed episodes, published or pending (the next episode's first row)."""
+        return self._pending[-1].end if self._pending else self.published_frames
+
+    @property
+    def published_episodes(self) -> int:
+        """Episodes readers see (`meta/episode_ends` holds them)."""
+        return len(self._ends)
+
+    @property
+    def published_frames(self) -> int:
+        """Rows of every data array that readers see."""
         return self._ends[-1] if self._ends else 0
 
     @property
@@ -141,12 +184,63 @@ class DatasetWriter:
         self._active = EpisodeWriter(self, to_json(dict(attrs or {})))
         return self._active
 
-    def close(self) -> None:
-        """Abort an episode still open, then release the dataset."""
-        if self._active is not None:
-            self._active.abort()
-        self._root = None
-        self._release_lock()
+    def publish(self) -> None:
+        """Make every committed episode visible to readers now, in one group.
+
+        On failure the pending episodes are dropped and the dataset rolled back to what readers saw
+        before; an OSError becomes a `DatasetError` naming the dataset.
+        """
+        if not self._pending:
+            return
+        if self._root is None:
+            raise DatasetError("the dataset writer is closed", source=self.path)
+        try:
+            self._publish_pending()
+        except BaseException as err:
+            lost = len(self._pending)
+            self._roll_back()
+            if isinstance(err, OSError):
+                raise DatasetError(
+                    f"could not commit {lost} episode(s): {os_reason(err, self.path)}; "
+                    "the dataset keeps its earlier episodes",
+                    source=self.path,
+                ) from err
+            raise
+
+    def close(self, *, discard_if_new: bool = False) -> None:
+        """Abort an episode still open, publish the committed ones, then release the dataset.
+
+        `discard_if_new` (after a failure) removes the dataset again when this writer created it
+        and published no episode: the directories it made, or the contents it put in an empty
+        folder; a dataset that existed before is never removed.
+        """
+        if self._root is None:
+            self._release_lock()
+            return
+        try:
+            self._finish()
+        finally:
+            try:
+                if discard_if_new and not self._ends:
+                    self._discard_new()
+            finally:
+                self._root = None
+                self._release_lock()
+
+    def _finish(self) -> None:
+        try:
+            if self._active is not None:
+                self._active.abort()
+        finally:
+            self.publish()
+
+    def _discard_new(self) -> None:
+        try:
+            self._undo_creation()
+        except OSError as err:
+            raise DatasetError(
+                f"could not remove the unfinished dataset: {os_reason(err, self.path)}", source=self.path
+            ) from err
 
     def __enter__(self) -> DatasetWriter:
         return self
@@ -160,66 +254,116 @@ class DatasetWriter:
 
     def store_image(self, row: int, frame: Frame, index: int) -> tuple[bool, tuple[float, float]]:
         """Write one frame's image at `row` (past the committed length); (passed through, scale)."""
-        return self._images.store(row, frame, index)
+        try:
+            return self._images.store(row, frame, index)
+        except OSError as err:
+            raise DatasetError(
+                f"cannot write the frame's image: {os_reason(err, self.path)}",
+                source=self.path,
+                index=frame.index,
+            ) from err
 
-    def put_rows(self, start: int, values: Mapping[str, np.ndarray]) -> None:
-        """Write low-dim rows at `start`, beyond the committed length (invisible until commit)."""
-        for spec in LOWDIM_SPECS:
-            zc.write_rows_direct(self._arrays[spec.name], start, values[spec.name], self.num_frames)
+    def store_row(self, row: int, frame: Frame, poses: FramePoses | None, scale: tuple[float, float]) -> None:
+        """Buffer one frame's low-dim row at `row`; full chunks are written as they fill."""
+        if row != self._rows.end:
+            raise RuntimeError(f"row {row} stored out of order (expected {self._rows.end})")
+        try:
+            self._rows.append(frame, poses, scale)
+        except OSError as err:
+            raise DatasetError(
+                f"cannot write rows: {os_reason(err, self.path)}", source=self.path, index=frame.index
+            ) from err
+        if self._pending and self._publish_due():
+            self.publish()
 
     def commit_episode(self, record: dict[str, Any], end: int) -> int:
-        """Publish an episode whose rows are written: grow the arrays over them, add its record,
-        and append to `episode_ends` last."""
-        index = len(self._ends)
-        self._episodes.append(record)
-        try:
-            for spec in LOWDIM_SPECS:
-                zc.resize(self._arrays[spec.name], (end, *spec.shape))
-            self._images.set_length(end)
-            zc.update_attrs(self._meta, {"episodes": self._episodes})
-            size = list(self._images.size) if self._images.size else None
-            if self._root_attrs.get("image_size") != size:  # fixed by the first frame ever committed
-                self._root_attrs["image_size"] = size
-                zc.update_attrs(self._root, {"image_size": size})
-            self._append_episode_end(end)
-        except BaseException:
-            self._episodes.pop()
-            raise
-        self.passthrough_frames += record["passthrough_frames"]
-        self.reencoded_frames += record["reencoded_frames"]
+        """Add a finished episode (rows and images written) to the pending ones; publish if due."""
+        index = self.num_episodes
+        self._pending.append(_Pending(record, end))
+        if self._publish_due():
+            self.publish()
         return index
 
     def discard_uncommitted(self) -> None:
-        """Drop what an aborted episode wrote past the committed length."""
-        self._truncate_to_committed()
+        """Drop what an aborted episode wrote past the committed (published or pending) rows."""
+        rows = self.num_frames
+        try:
+            self._rows.drop_from(rows)
+            for spec in LOWDIM_SPECS:
+                array = self._arrays[spec.name]
+                zc.remove_chunks_from(array, -(-rows // int(array.chunks[0])))
+            if rows == self.published_frames:
+                self._images.truncate(rows)
+            elif self._images.array is not None:
+                zc.remove_chunks_from(self._images.array, rows)
+        except OSError as err:
+            raise DatasetError(
+                f"cannot remove an aborted episode's files: {os_reason(err, self.path)}", source=self.path
+            ) from err
 
     def episode_closed(self) -> None:
         self._active = None
 
     # -- opening ------------------------------------------------------------------------------
 
+    def _open(
+        self,
+        mode: str,
+        image_size: tuple[int, int] | None,
+        jpeg_quality: int,
+        reencode: bool,
+        provenance: Any,
+    ) -> None:
+        self._prepare_directory(mode)
+        self._lock = acquire_lock(self.path)
+        if mode == "w" or not zc.is_group_dir(self.path):
+            self._clear_directory()
+            self._root = zc.open_group(self.path, "a")
+            self._create_layout(image_size, jpeg_quality, provenance)
+        else:
+            self._root = zc.open_group(self.path, "r+")
+            self._check_layout()
+        self._open_layout(image_size, jpeg_quality, reencode)
+        self._truncate(self.published_frames)
+        self._start_session(mode, provenance)
+
     def _prepare_directory(self, mode: str) -> None:
         path = self.path
         if path.exists() and not path.is_dir():
             raise DatasetError("exists and is not a directory", source=path)
-        if path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir()):
-            if not zc.is_group_dir(path):
-                raise DatasetError("exists and is not a zarr dataset; refusing to replace it", source=path)
-            if mode == "w" and not _is_empty_dataset(path):
-                raise DatasetError(
-                    "a dataset with data exists here; append to it, or replace it with overwrite",
-                    source=path,
-                )
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            self._created = _missing_directories(path)
+            path.mkdir(parents=True, exist_ok=True)
+            return
+        names = {p.name for p in path.iterdir()}
+        if not names - {LOCK_FILE}:
+            self._found_empty = names
+            return
+        if not zc.is_group_dir(path):
+            raise DatasetError("exists and is not a zarr dataset; refusing to replace it", source=path)
+        if mode == "w" and not _is_empty_dataset(path):
+            raise DatasetError(
+                "a dataset with data exists here; append to it, or replace it with overwrite", source=path
+            )
 
     def _clear_directory(self) -> None:
-        for child in self.path.iterdir():
-            if child.name == LOCK_FILE:
-                continue
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+        _remove_children(self.path, keep={LOCK_FILE})
+
+    def _undo_creation(self, *, removing: bool = True) -> None:
+        """Remove what this writer created: its directories, or the contents of the empty folder.
+
+        Without the lock (`removing=False`) only directories it made that are still empty go: a
+        writer holding the dataset always has its lock file in it.
+        """
+        if self._created:
+            if removing:
+                shutil.rmtree(self.path, ignore_errors=True)
+            for directory in self._created:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()  # only if empty: a parent someone else filled meanwhile stays
+            self._created = []
+        elif self._found_empty is not None and removing:
+            _remove_children(self.path, keep=self._found_empty)
 
     def _create_layout(self, image_size: tuple[int, int] | None, jpeg_quality: int, provenance: Any) -> None:
         zc.update_attrs(
@@ -274,6 +418,7 @@ class DatasetWriter:
             )
 
     def _open_layout(self, image_size: tuple[int, int] | None, jpeg_quality: int, reencode: bool) -> None:
+        assert self._root is not None
         self._root_attrs = zc.get_attrs(self._root)
         try:
             data = self._root["data"]
@@ -285,6 +430,8 @@ class DatasetWriter:
         self._ends_array = ends_array
         self._ends: list[int] = [int(v) for v in ends_array[:]]
         self._episodes: list[dict[str, Any]] = list(zc.get_attrs(self._meta).get("episodes", []))
+        self._records_on_disk = len(self._episodes)
+        self._rows = RowBuffer(self.flush_frames, self.published_frames, self._write_rows)
         existing = data.get(IMAGE_KEY)
         size = image_size
         if existing is not None:
@@ -300,13 +447,12 @@ class DatasetWriter:
             data, size, resize=image_size is not None, jpeg_quality=jpeg_quality, reencode=reencode
         )
 
-    def _truncate_to_committed(self) -> None:
-        """Drop rows, chunk files and records left beyond the last committed episode.
+    def _truncate(self, rows: int) -> None:
+        """Drop rows, chunk files and records beyond the first `rows` (the published ones).
 
-        Rows of an unfinished episode live in chunk files past the arrays' shape, and only a crash
-        during a commit leaves arrays longer than `episode_ends[-1]`.
+        Rows of unpublished episodes live in chunk files past the arrays' shape, and only a crash
+        (or a failure) inside a publish leaves arrays longer than `episode_ends[-1]`.
         """
-        rows = self.num_frames
         for spec in LOWDIM_SPECS:
             array = self._arrays[spec.name]
             if array.shape[0] < rows:
@@ -317,10 +463,13 @@ class DatasetWriter:
                 zc.resize(array, (rows, *spec.shape))
             zc.remove_chunks_from(array, -(-rows // int(array.chunks[0])))
         self._images.truncate(rows)
+        self._rows.drop_from(rows)
         if len(self._episodes) != len(self._ends):
             self._episodes = self._episodes[: len(self._ends)]
             self._episodes += [{} for _ in range(len(self._ends) - len(self._episodes))]
+        if self._records_on_disk != len(self._episodes):
             zc.update_attrs(self._meta, {"episodes": self._episodes})
+            self._records_on_disk = len(self._episodes)
 
     def _start_session(self, mode: str, provenance: Any) -> None:
         sessions = list(self._root_attrs.get("sessions", []))
@@ -337,25 +486,148 @@ class DatasetWriter:
         self._root_attrs["sessions"] = sessions
         zc.update_attrs(self._root, {"sessions": sessions})
 
-    # -- committing ---------------------------------------------------------------------------
+    # -- publishing ---------------------------------------------------------------------------
 
-    def _append_episode_end(self, end: int) -> None:
-        """Atomic append: write the chunk holding the new end, then grow the array over it."""
+    def _publish_due(self) -> bool:
+        return clock() - self._last_publish >= self.commit_interval_s
+
+    def _write_rows(self, start: int, values: Mapping[str, np.ndarray]) -> None:
+        """Write low-dim rows at `start`, beyond the published length (invisible until published)."""
+        committed = self.published_frames
+        for spec in LOWDIM_SPECS:
+            zc.write_rows_direct(self._arrays[spec.name], start, values[spec.name], committed)
+
+    def _publish_pending(self) -> None:
+        """Grow every array over the pending rows, write their records, append their ends last."""
+        end = self._pending[-1].end
+        self._rows.write_out()
+        for spec in LOWDIM_SPECS:
+            zc.resize(self._arrays[spec.name], (end, *spec.shape))
+        self._images.set_length(end)
+        records = [p.record for p in self._pending]
+        self._records_on_disk = -1  # unknown until the write returns
+        zc.update_attrs(self._meta, {"episodes": [*self._episodes, *records]})
+        self._records_on_disk = len(self._episodes) + len(records)
+        size = list(self._images.size) if self._images.size else None
+        if self._root_attrs.get("image_size") != size:  # fixed by the first frame ever committed
+            zc.update_attrs(self._root, {"image_size": size})
+            self._root_attrs["image_size"] = size
+        self._append_episode_ends([p.end for p in self._pending])
+        self._episodes += records
+        self.passthrough_frames += sum(r["passthrough_frames"] for r in records)
+        self.reencoded_frames += sum(r["reencoded_frames"] for r in records)
+        self._pending.clear()
+        self._last_publish = clock()
+
+    def _append_episode_ends(self, ends: list[int]) -> None:
+        """Atomic append: write the chunks holding the new ends, then grow the array over them."""
         array = self._ends_array
         chunk_len = int(array.chunks[0])
         n = len(self._ends)
-        first = (n // chunk_len) * chunk_len
-        chunk = np.zeros(chunk_len, dtype=np.int64)
-        values = [*self._ends[first:], end]
-        chunk[: len(values)] = values
-        zc.write_chunk_bytes(array, (n // chunk_len,), zc.encode_chunk(array, chunk), atomic=True)
-        zc.resize(array, (n + 1,))  # the commit point: one atomic metadata replace
-        self._ends.append(end)
+        values = [*self._ends, *ends]
+        for k in range(n // chunk_len, (len(values) - 1) // chunk_len + 1):
+            chunk = np.zeros(chunk_len, dtype=np.int64)
+            part = values[k * chunk_len : (k + 1) * chunk_len]
+            chunk[: len(part)] = part
+            zc.write_chunk_bytes(array, (k,), zc.encode_chunk(array, chunk), atomic=True)
+        zc.resize(array, (len(values),))  # the commit point: one atomic metadata replace
+        self._ends = values
+
+    def _roll_back(self) -> None:
+        """After a failed publish: forget the pending episodes, undo what reached the disk.
+
+        Best effort: what cannot be undone (a full disk refusing even metadata) is past
+        `episode_ends[-1]`, which readers ignore and the next writer truncates.
+        """
+        self._pending.clear()
+        self._rows.drop_from(self.published_frames)  # memory first: the disk may refuse the rest
+        with contextlib.suppress(OSError):
+            self._truncate(self.published_frames)
+        with contextlib.suppress(OSError):
+            size = list(self._images.size) if self._images.size else None
+            if self._root_attrs.get("image_size") != size and self._root is not None:
+                zc.update_attrs(self._root, {"image_size": size})
+                self._root_attrs["image_size"] = size
+        if self._active is not None:  # its rows were just removed: it cannot go on
+            with contextlib.suppress(DatasetError):
+                self._active.abort()
 
     def _release_lock(self) -> None:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+class WriterLock:
+    """An open, flock()ed lock file; `close()` releases it."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def acquire_lock(path: Path) -> WriterLock:
+    """Hold the advisory writer lock of the dataset at `path`, or refuse with a `DatasetError`.
+
+    The lock file is opened without following a symbolic link, so a planted link cannot make the
+    writer create or touch a file outside the dataset.
+    """
+    if fcntl is None:  # pragma: no cover
+        return WriterLock(None)
+    lock_path = path / LOCK_FILE
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(lock_path, flags, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise DatasetError(f"{LOCK_FILE} is a symbolic link; refusing to follow it", source=path) from err
+        raise DatasetError(
+            f"cannot open the writer lock {LOCK_FILE}: {os_reason(err, lock_path)}", source=path
+        ) from err
+    lock = WriterLock(fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        lock.close()
+        raise DatasetError(f"{LOCK_FILE} is not a regular file; refusing to use it", source=path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        lock.close()
+        raise DatasetError("another writer has this dataset open", source=path) from err
+    return lock
+
+
+def os_reason(err: OSError, path: Path | None = None) -> str:
+    """The OS's reason in one line ("No space left on device"), naming the file unless it is `path`."""
+    reason = err.strerror or str(err) or type(err).__name__
+    filename = err.filename
+    if filename is not None and (path is None or Path(os.fsdecode(filename)) != path):
+        reason = f"{reason} ({os.fsdecode(filename)})"
+    return reason
+
+
+def _missing_directories(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, innermost first."""
+    missing = []
+    for directory in (path, *path.parents):
+        if directory.exists() or directory.is_symlink():
+            break
+        missing.append(directory)
+    return missing
+
+
+def _remove_children(path: Path, *, keep: set[str]) -> None:
+    """Delete everything in `path` except the names in `keep`, never following a symbolic link."""
+    for child in path.iterdir():
+        if child.name in keep:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def _is_empty_dataset(path: Path) -> bool:
@@ -365,16 +637,3 @@ def _is_empty_dataset(path: Path) -> bool:
         if zc.get_attrs(root).get("layout") == LAYOUT:
             return int(root["meta"][EPISODE_ENDS].shape[0]) == 0
     return False
-
-
-def acquire_lock(path: Path) -> Any:
-    """Hold the advisory writer lock of the dataset at `path` (a handle to close), or refuse."""
-    if fcntl is None:  # pragma: no cover
-        return None
-    handle = open(path / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the writer's lifetime
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        handle.close()
-        raise DatasetError("another writer has this dataset open", source=path) from err
-    return handle

@@ -270,14 +270,15 @@ def remove_chunks_from(array: Array, start: int) -> int:
     """Delete chunk files whose first grid index (a chunk index, not a row) is >= `start`.
 
     An interrupted writer can leave such files behind; zarr's own resize only deletes chunks
-    inside the old shape. Returns the number of files removed.
+    inside the old shape. A symbolic link there goes too (a later chunk write would follow it).
+    Returns the number of files removed.
     """
     sep = _separator(array)
     removed = 0
     with os.scandir(_array_dir(array)) as entries:
         for entry in entries:
             head = entry.name.split(sep, 1)[0]
-            if head.isdigit() and int(head) >= start and entry.is_file():
+            if head.isdigit() and int(head) >= start and (entry.is_symlink() or entry.is_file()):
                 os.unlink(entry.path)
                 removed += 1
     return removed

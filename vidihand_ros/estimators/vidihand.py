@@ -106,10 +106,32 @@ def create(checkpoint: str = "", mano_dir: str = "", device: str = "", **unknown
 
     from vidihand_ros.model.vidihand import checkpoint_sha256, load_model
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = _device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load_model(checkpoint, mano_dir=mano_dir, device=device)
     return ViDiHandEstimator(
         model,
         checkpoint_sha256=checkpoint_sha256(checkpoint),
         options={"checkpoint": checkpoint, "device": device, "config": model.config.name},
     )
+
+
+def _device(name: str) -> str:
+    """The `device` option as torch names it; an unknown or absent device is an InputError."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(
+            f"vidihand option device={name!r} is not a torch device (e.g. cpu, cuda, cuda:1)"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"vidihand option device={name!r}: no CUDA device is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(
+                f"vidihand option device={name!r}: only {torch.cuda.device_count()} CUDA devices"
+            )
+    elif device.type not in ("cpu", "mps"):
+        raise InputError(f"vidihand option device={name!r}: use cpu or cuda")
+    return str(device)

@@ -3,9 +3,10 @@
 The MANO files are licensed, so users bring their own `MANO_RIGHT.pkl` / `MANO_LEFT.pkl`. Those
 files were pickled under Python 2 with chumpy: `shapedirs` is a `chumpy.reordering.Select` over a
 `chumpy.ch.Ch`, `J_regressor` a `scipy.sparse.csc.csc_matrix`. chumpy does not install on current
-Python/numpy, and unpickling runs whatever a file names, so `load_mano_file` uses a restricted
-unpickler: numpy arrays, a few builtins, chumpy and scipy-sparse *state* captured by inert stand-ins
-(evaluated here with numpy), and nothing else. No torch, no chumpy, no scipy import.
+Python/numpy, and unpickling runs whatever a file names, so `load_mano_file` uses the restricted,
+memory-bounded unpickler of `vidihand_ros.mano.pickles`: numpy arrays, a few builtins, chumpy and
+scipy-sparse *state* captured by inert stand-ins (evaluated here with numpy), and nothing else.
+No torch, no chumpy, no scipy import.
 
 Tests and benchmarks write files in the same format with `vidihand_ros.testing.synthetic_mano`.
 """
@@ -15,13 +16,29 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from vidihand_ros.errors import InputError
+from vidihand_ros.mano.pickles import (
+    ChumpyNode,
+    PickleBudgetError,
+    SparseNode,
+    UnsafePickleError,
+    printable,
+    restricted_unpickle,
+)
 from vidihand_ros.types import NUM_BETAS
+
+__all__ = [
+    "PickleBudgetError",
+    "UnsafePickleError",
+    "find_mano_files",
+    "load_mano_file",
+    "restricted_unpickle",
+]
 
 
 def left_shapedirs_need_fix(left: np.ndarray, right: np.ndarray) -> bool:
@@ -56,112 +73,22 @@ REQUIRED_SHAPES: dict[str, tuple[int, ...]] = {
     "hands_mean": (45,),
 }
 MAX_FILE_BYTES = 64 * 1024 * 1024
+#: All arrays of a model once chumpy / sparse values are evaluated (a real one has about 5 MB).
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+#: A sparse matrix made dense must stay small (J_regressor is 16×778): its shape is file data.
+MAX_DENSE_ELEMENTS = 1 << 22
 
 MANOData = dict[str, Any]
 
 
-class UnsafePickleError(pickle.UnpicklingError):
-    """A global that `restricted_unpickle` refuses to resolve (it would let a data file run code)."""
-
-
-class _StateCapture:
-    """Inert stand-in for a foreign class: keeps the pickled state, runs no foreign code."""
-
-    kind: ClassVar[str] = ""
-    state: Any = None
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-
-class _ChumpyNode(_StateCapture):
-    """A chumpy object (`Ch` holds its array in state['x']; `Select` indexes another node)."""
-
-
-class _SparseNode(_StateCapture):
-    """A scipy CSC/CSR matrix; densified with numpy so that loading never imports scipy."""
-
-
-def _capture(base: type[_StateCapture], module: str, name: str) -> type[_StateCapture]:
-    return type(name, (base,), {"kind": f"{module}.{name}"})
-
-
-def _numpy_globals() -> dict[str, Any]:
-    # The reconstructors by value, so that files pickled under numpy 1 (`numpy.core`) and
-    # numpy 2 (`numpy._core`) both load on either.
-    reconstruct = np.ndarray.__reduce__(np.zeros(0))[0]
-    scalar = np.float64(0).__reduce__()[0]
-    from_buffer = np.zeros(1).__reduce_ex__(5)[0]  # protocol 5 (in-band buffers)
-    found: dict[str, Any] = {}
-    for core in ("numpy.core", "numpy._core"):
-        found[f"{core}.multiarray._reconstruct"] = reconstruct
-        found[f"{core}.multiarray.scalar"] = scalar
-        found[f"{core}.numeric._frombuffer"] = from_buffer
-    found["numpy.ndarray"] = np.ndarray
-    found["numpy.dtype"] = np.dtype
-    return found
-
-
-def _builtin_globals() -> dict[str, Any]:
-    import builtins
-    import copyreg
-
-    allowed: dict[str, Any] = {}
-    for module in ("builtins", "__builtin__"):
-        for name in ("set", "frozenset", "complex", "bytearray", "object"):
-            allowed[f"{module}.{name}"] = getattr(builtins, name)
-    # Protocol 0/1 pickles build plain objects with copyreg._reconstructor; protocol-2 pickles
-    # written by Python 3 carry bytes through _codecs.encode.
-    allowed["copy_reg._reconstructor"] = copyreg._reconstructor  # type: ignore[attr-defined]
-    allowed["copyreg._reconstructor"] = copyreg._reconstructor  # type: ignore[attr-defined]
-    allowed["_codecs.encode"] = _latin1_encode
-    return allowed
-
-
-def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
-    """`_codecs.encode` as pickle uses it (bytes as latin-1 text), and no other codec."""
-    import codecs
-
-    if codecs.lookup(encoding).name not in ("iso8859-1", "latin-1"):
-        raise UnsafePickleError(f"_codecs.encode with codec {encoding!r}")
-    return text.encode(encoding)
-
-
-_SPARSE_NAMES = ("csc_matrix", "csr_matrix", "csc_array", "csr_array")
-
-
-class _ManoUnpickler(pickle.Unpickler):
-    """Resolves only numpy, a few builtins, and stand-ins for chumpy / scipy.sparse classes."""
-
-    _allowed: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, file: BinaryIO) -> None:
-        super().__init__(file, encoding="latin1")
-        if not _ManoUnpickler._allowed:
-            _ManoUnpickler._allowed = {**_numpy_globals(), **_builtin_globals()}
-
-    def find_class(self, module: str, name: str) -> Any:
-        allowed = self._allowed.get(f"{module}.{name}")
-        if allowed is not None:
-            return allowed
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _capture(_ChumpyNode, module, name)
-        if (module == "scipy.sparse" or module.startswith("scipy.sparse.")) and name in _SPARSE_NAMES:
-            return _capture(_SparseNode, module, name)
-        raise UnsafePickleError(f"{module}.{name}")
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError("a persistent reference")
-
-
-def _evaluate_chumpy(node: _ChumpyNode, depth: int = 0) -> NDArray[np.float64]:
+def _evaluate_chumpy(node: ChumpyNode, depth: int = 0) -> NDArray[np.float64]:
     """Value of the chumpy node types MANO files use (what chumpy's `compute_r` returns)."""
     if depth > 8:
         raise ValueError("chumpy expression nested too deeply")
     state = node.state if isinstance(node.state, dict) else {}
     if node.kind == "chumpy.ch.Ch":
         value = state.get("x")
-        if isinstance(value, _ChumpyNode):
+        if isinstance(value, ChumpyNode):
             return _evaluate_chumpy(value, depth + 1)
         if not isinstance(value, np.ndarray):
             raise ValueError("chumpy.ch.Ch without an array 'x'")
@@ -170,7 +97,7 @@ def _evaluate_chumpy(node: _ChumpyNode, depth: int = 0) -> NDArray[np.float64]:
         source = state.get("a")
         array = (
             _evaluate_chumpy(source, depth + 1)
-            if isinstance(source, _ChumpyNode)
+            if isinstance(source, ChumpyNode)
             else np.asarray(source, dtype=np.float64)
         )
         idxs = np.asarray(state.get("idxs"))
@@ -182,7 +109,7 @@ def _evaluate_chumpy(node: _ChumpyNode, depth: int = 0) -> NDArray[np.float64]:
     raise ValueError(f"unsupported chumpy class {node.kind}")
 
 
-def _densify_sparse(node: _SparseNode) -> NDArray[np.float64]:
+def _densify_sparse(node: SparseNode) -> NDArray[np.float64]:
     """Dense copy of a pickled CSC/CSR matrix (J_regressor is only 16×778)."""
     state = node.state if isinstance(node.state, dict) else {}
     shape = state.get("_shape", state.get("shape"))
@@ -201,6 +128,8 @@ def _densify_sparse(node: _SparseNode) -> NDArray[np.float64]:
         raise ValueError(f"malformed {node.kind}: bad index pointer")
     if indices.size and (indices.min() < 0 or indices.max() >= minor):
         raise ValueError(f"malformed {node.kind}: index out of range")
+    if rows < 0 or cols < 0 or rows * cols > MAX_DENSE_ELEMENTS:
+        raise ValueError(f"{node.kind} of shape {rows}×{cols} is too large to make dense")
     outer = np.repeat(np.arange(major), np.diff(indptr))
     dense = np.zeros((rows, cols), dtype=np.float64)
     at = (indices, outer) if by_column else (outer, indices)
@@ -209,9 +138,9 @@ def _densify_sparse(node: _SparseNode) -> NDArray[np.float64]:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, _ChumpyNode):
+    if isinstance(value, ChumpyNode):
         return _evaluate_chumpy(value)
-    if isinstance(value, _SparseNode):
+    if isinstance(value, SparseNode):
         return _densify_sparse(value)
     return value
 
@@ -239,15 +168,8 @@ def _check_shapes(data: Mapping[str, Any], path: Path) -> None:
         raise InputError("MANO faces index vertices that do not exist", source=path)
 
 
-def restricted_unpickle(stream: BinaryIO) -> Any:
-    """Unpickle data made of numpy arrays and plain containers (Python 2 pickles too), nothing else.
-
-    The one restricted unpickler of the project: MANO files and the pickled annotations of public
-    hand datasets go through it, so a data file cannot name a class or function that runs code.
-    Raises `pickle.UnpicklingError` for a refused global; chumpy / scipy.sparse objects come back as
-    inert stand-ins that only `load_mano_file` interprets.
-    """
-    return _ManoUnpickler(stream).load()
+def _reason(exc: Exception) -> str:
+    return str(exc) if type(exc) is pickle.UnpicklingError else f"{type(exc).__name__}: {exc}"
 
 
 def load_mano_file(path: str | Path) -> MANOData:
@@ -272,16 +194,25 @@ def load_mano_file(path: str | Path) -> MANOData:
             f"refusing to load {exc}: a MANO file holds only numpy, chumpy and scipy.sparse data",
             source=path,
         ) from exc
+    except PickleBudgetError as exc:
+        raise InputError(f"refusing to load: {exc}", source=path) from exc
     except Exception as exc:  # any malformed pickle: truncated, wrong format, bad state
-        raise InputError(f"not a readable MANO pickle ({type(exc).__name__}: {exc})", source=path) from exc
+        raise InputError(f"not a readable MANO pickle ({_reason(exc)})", source=path) from exc
     if not isinstance(raw, dict):
         raise InputError(f"not a MANO model: the pickle holds a {type(raw).__name__}", source=path)
+    if not all(isinstance(key, str) for key in raw):
+        raise InputError("not a MANO model: its keys are not all names", source=path)
     data: MANOData = {}
+    produced = 0
     for key, value in raw.items():
         try:
-            data[str(key)] = _plain(value)
-        except ValueError as exc:
-            raise InputError(f"MANO key '{key}': {exc}", source=path) from exc
+            data[key] = plain = _plain(value)
+        except (ValueError, TypeError, IndexError, OverflowError) as exc:
+            raise InputError(f"MANO key '{printable(key)}': {exc}", source=path) from exc
+        # Many keys may evaluate the same large chumpy node: bound what evaluation produces.
+        produced += plain.nbytes if isinstance(plain, np.ndarray) else 0
+        if produced > MAX_MODEL_BYTES:
+            raise InputError(f"the model's arrays exceed {MAX_MODEL_BYTES} bytes once evaluated", source=path)
     _check_shapes(data, path)
     return data
 

@@ -23,11 +23,12 @@ from diffusers.models.autoencoders.autoencoder_kl_wan import AutoencoderKLWan
 from diffusers.models.transformers.transformer_wan import WanTransformer3DModel
 from diffusers.models.transformers.transformer_wan_vace import WanVACETransformer3DModel
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from vidihand_ros.errors import InputError
+from vidihand_ros.model.checkpoint import read_tensors
 from vidihand_ros.model.config import BackboneConfig, ViDiHandConfig
 from vidihand_ros.model.flow import sigma_to_timestep
 
@@ -594,7 +595,7 @@ def _read_part(files: Sequence[Path], part: str) -> dict[str, Tensor]:
     """Read and merge safetensors files; strip `part.` prefixes; convert Wan's original key names."""
     state: dict[str, Tensor] = {}
     for path in files:
-        tensors = load_file(str(path), device="cpu")
+        tensors = read_tensors(Path(path))
         prefixed = any(k.startswith(("transformer.", "vae.")) for k in tensors)
         for key, value in tensors.items():
             if prefixed:
@@ -713,7 +714,7 @@ def load_prompt_embedding(path: str | Path, config: BackboneConfig | None = None
     path = Path(path)
     _refuse_pickles([path])
     try:
-        tensors = load_file(str(path), device="cpu")
+        tensors = read_tensors(Path(path))
     except Exception as exc:  # safetensors raises its own error types
         raise InputError(f"cannot read prompt embedding: {exc}", source=path) from exc
     if PROMPT_KEY in tensors:

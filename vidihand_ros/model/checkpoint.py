@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -122,22 +123,105 @@ def save_checkpoint(
 # Loading ------------------------------------------------------------------------------------
 
 
+#: Files that hold a pickled (code-running) checkpoint; refused, with a hint to convert them.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
 def load_checkpoint(directory: str | Path, *, device: torch.device | str = "cpu") -> Checkpoint:
-    """Read a checkpoint directory written by `save_checkpoint` (safetensors and JSON only)."""
+    """Read a checkpoint directory written by `save_checkpoint` (safetensors and JSON only).
+
+    Every way the directory can be wrong is an InputError naming the file and what is wrong.
+    """
     path = Path(directory)
-    state_path = path / STATE_FILE
-    try:
-        meta = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a checkpoint ({exc})", source=path) from exc
-    if meta.get("format") != FORMAT:
-        raise InputError(f"unknown checkpoint format {meta.get('format')!r}", source=path)
-    model_state = load_file(str(path / MODEL_FILE), device=str(device))
+    if not path.is_dir():
+        raise InputError(
+            "not a checkpoint directory" if path.exists() else "no such checkpoint directory", source=path
+        )
+    meta = read_state(path)
+    model_state = read_tensors(path / MODEL_FILE, device=device)
     return Checkpoint(
         path=path,
         model_state=model_state,
-        step=int(meta["step"]),
-        config=meta.get("config") or {},
-        extra=meta.get("extra") or {},
+        step=meta["step"],
+        config=meta["config"],
+        extra=meta["extra"],
         state=meta,
     )
+
+
+def _missing(path: Path) -> InputError:
+    """A missing checkpoint file; pickles beside it are named, since they are what users try."""
+    pickles = sorted(p.name for p in path.parent.glob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        return InputError(
+            f"no {path.name}, only {', '.join(pickles)}: pickle checkpoints are refused (loading one "
+            "runs code); convert the weights to safetensors (safetensors.torch.save_file) or use "
+            "`vidihand model init`",
+            source=path,
+        )
+    return InputError(f"not a checkpoint: no {path.name} (see `vidihand model init`)", source=path)
+
+
+def read_state(directory: Path) -> dict[str, Any]:
+    """`state.json`, checked: a JSON object of our format with an int step and dict config/extra."""
+    state_path = directory / STATE_FILE
+    if not state_path.is_file():
+        raise _missing(state_path)
+    try:
+        meta = json.loads(state_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", source=state_path) from exc
+    except UnicodeDecodeError:
+        raise InputError("not a text file (expected JSON)", source=state_path) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc}", source=state_path) from exc
+    if not isinstance(meta, dict):
+        raise InputError(f"expected a JSON object, got {_json_type(meta)}", source=state_path)
+    if meta.get("format") != FORMAT:
+        found = meta.get("format")
+        shown = repr(found)[:60] if isinstance(found, str) or found is None else _json_type(found)
+        raise InputError(f"unknown checkpoint format {shown} (expected {FORMAT!r})", source=state_path)
+    step = meta.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise InputError(
+            f"must be a whole number ≥ 0, got {_json_type(step)}", source=state_path, field="step"
+        )
+    for key in ("config", "extra"):
+        value = meta.get(key)
+        if value is None:
+            meta[key] = {}
+        elif not isinstance(value, dict):
+            raise InputError(f"must be an object, got {_json_type(value)}", source=state_path, field=key)
+    return meta
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
+    return names.get(type(value), repr(value)[:40])
+
+
+def read_tensors(path: Path, *, device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """A safetensors file as tensors; a missing, pickled or damaged file is an InputError naming it."""
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        if _looks_pickled(path):
+            raise InputError(
+                "a pickle (torch.save), not safetensors: pickle checkpoints are refused (loading one "
+                "runs code); convert the weights to safetensors (safetensors.torch.save_file)",
+                source=path,
+            ) from exc
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"not a safetensors file ({reason})", source=path) from exc
+
+
+def _looks_pickled(path: Path) -> bool:
+    """torch.save output: a zip archive, or a bare pickle (protocol 2 and up)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)

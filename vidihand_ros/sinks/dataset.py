@@ -1,4 +1,8 @@
-"""The Zarr dataset as a Sink: each episode of the front end becomes one committed episode."""
+"""The Zarr dataset as a Sink: each episode of the front end becomes one committed episode.
+
+The writer publishes committed episodes in groups (`DatasetWriter.commit_interval_s`); a front end
+calls `publish()` where a group should end, e.g. after each input file.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +41,10 @@ class DatasetSink:
         episode.attrs.update(attrs or {})
         episode.commit()
         self.last_episode = episode
+
+    def publish(self) -> None:
+        """Make the episodes ended so far visible to readers now (one group commit)."""
+        self.writer.publish()
 
     def abort_episode(self) -> None:
         episode, self._episode = self._episode, None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from vidihand_ros.errors import InputError
+from vidihand_ros.imaging import MAX_PIXELS
 from vidihand_ros.sources.bag import BAG_SUFFIXES, BagFrameSource, is_bag_path, list_image_topics
 from vidihand_ros.sources.video import VIDEO_SUFFIXES, VideoFrameSource
 from vidihand_ros.types import CameraModel, Frame
@@ -49,21 +50,30 @@ def open_source(
     camera: CameraModel | None = None,
     strict: bool = False,
     frame_id: str | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> BagFrameSource | VideoFrameSource:
     """A bag source for a ROS 2 bag directory or a .bag/.db3/.mcap file, a video source for
-    .mp4/.mkv/.avi/.mov/.webm/.m4v; InputError for anything else or bag-only options on a video."""
+    .mp4/.mkv/.avi/.mov/.webm/.m4v; InputError for anything else or bag-only options on a video.
+
+    `max_pixels`: the most pixels a frame may declare (checked before anything is decoded).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError("no such file or directory", source=path)
     if is_bag_path(path):
         return BagFrameSource(
-            path, topic=topic, camera_info_topic=camera_info_topic, camera=camera, strict=strict
+            path,
+            topic=topic,
+            camera_info_topic=camera_info_topic,
+            camera=camera,
+            strict=strict,
+            max_pixels=max_pixels,
         )
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         for name, value in (("--topic", topic), ("--camera-info-topic", camera_info_topic)):
             if value is not None:
                 raise InputError(f"{name} applies to bags, not to a video file", source=path)
-        return VideoFrameSource(path, camera=camera, frame_id=frame_id or "camera")
+        return VideoFrameSource(path, camera=camera, frame_id=frame_id or "camera", max_pixels=max_pixels)
     kinds = ", ".join((*BAG_SUFFIXES, *VIDEO_SUFFIXES))
     raise InputError(
         f"not a recording we can read: expected a ROS 2 bag directory (with metadata.yaml) or a file "

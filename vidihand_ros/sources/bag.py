@@ -8,7 +8,6 @@ and the image topic is then streamed in receive-time order.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,29 +22,33 @@ from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_typestore
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.imaging import CorruptImageError
+from vidihand_ros.imaging import MAX_PIXELS, CorruptImageError, SizeLimits, SizeMismatchError
 from vidihand_ros.sources.camera_info import CAMERA_INFO_TYPE, CalibrationTimeline, camera_info_to_model
+from vidihand_ros.sources.codec_errors import DATABASE_ERRORS, DECOMPRESSION_ERRORS
 from vidihand_ros.sources.image_messages import IMAGE_TYPES, MessageRef, message_to_frame, stamp_ns
+from vidihand_ros.sources.mcap_chunks import find_damaged_chunk, mcap_files
 from vidihand_ros.types import CameraModel, Frame
 
 log = logging.getLogger(__name__)
 
 BAG_SUFFIXES = (".bag", ".db3", ".mcap")
-#: What a damaged or foreign file makes rosbags (or the libraries under it) raise.
-_BAG_ERRORS = (
+#: What a damaged or foreign file makes rosbags (or the libraries under it) raise, when opening
+#: and while iterating: rosbags' own errors, the databases' and decompressors' (`codec_errors`),
+#: and what parsing garbage raises.
+_BAG_ERRORS: tuple[type[Exception], ...] = (
     AnyReaderError,
     Rosbag1ReaderError,
     Rosbag2ReaderError,
     SerdeError,
-    sqlite3.Error,
+    *DATABASE_ERRORS,
+    *DECOMPRESSION_ERRORS,
     struct.error,
-    OSError,
-    EOFError,
-    ValueError,
     KeyError,
     IndexError,
     UnicodeDecodeError,
     AssertionError,
+    OverflowError,  # a forged record length: rosbags seeks past 2**63
+    MemoryError,  # a forged record length: rosbags reads (allocates) that many bytes
 )
 
 
@@ -82,7 +85,9 @@ def open_bag(path: Path) -> Iterator[AnyReader]:
         reader = AnyReader([path], default_typestore=default_types)
         reader.open()
     except _BAG_ERRORS as err:
-        raise InputError(f"cannot read bag: {_describe(err)}{_repair_hint(path, err)}", source=path) from err
+        raise InputError(
+            f"cannot read bag: {_damaged_chunk(path) or _describe(err)}{_repair_hint(path, err)}", source=path
+        ) from err
     try:
         yield reader
     finally:
@@ -97,6 +102,12 @@ def _repair_hint(path: Path, err: BaseException) -> str:
     if "end magic" in text or "summary" in text:
         return " (if the recording was cut off, `mcap recover` can repair it)"
     return ""
+
+
+def _damaged_chunk(path: Path) -> str:
+    """'FILE: chunk at byte N (log times …): why' when the bag has a damaged mcap chunk, else ''.
+    Looked for only after an error: it re-reads the file up to that chunk."""
+    return (find_damaged_chunk(path) if mcap_files(path) else None) or ""
 
 
 def _describe(err: BaseException) -> str:
@@ -145,8 +156,15 @@ class BagFrameSource:
       the CameraInfo topic in the image topic's namespace (or a parent's), else the bag's only
       CameraInfo topic; `camera` is the fallback when there is none (config / --intrinsics).
     - Stamps: the image header stamp (the bag receive time when the header stamp is zero).
-    - A corrupt JPEG/PNG is skipped, logged and listed in `skipped` (an InputError with
-      `strict=True`); every other bad input raises InputError naming file, topic, message, field.
+    - A corrupt frame is skipped, logged and listed in `skipped` (an InputError with
+      `strict=True`): a JPEG/PNG that would not decode, or any frame declaring more than
+      `max_pixels` pixels. Every other bad input raises InputError naming file, topic, message,
+      field; so does a damaged bag (an mcap chunk whose CRC fails names the chunk).
+    - Size: every frame must declare the first frame's size, checked before it is decoded; a
+      frame of another size is an error (its header is damaged or the stream changed resolution,
+      and which cannot be told; the dataset's array has one size). The message says when the
+      CameraInfo confirms the first frame's size; a CameraInfo of another size is only warned
+      about (a resized or binned stream: K is used as it is).
 
     Iterating again re-reads the bag from the start.
     """
@@ -159,10 +177,12 @@ class BagFrameSource:
         camera_info_topic: str | None = None,
         camera: CameraModel | None = None,
         strict: bool = False,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.path = Path(path)
         self.camera = camera
         self.strict = strict
+        self.max_pixels = max_pixels
         #: Skipped messages: {"index", "stamp_ns", "reason"} (JSON-able, for dataset provenance).
         self.skipped: list[dict[str, object]] = []
         self._timeline = CalibrationTimeline()
@@ -231,8 +251,8 @@ class BagFrameSource:
         """First pass: the CameraInfo connection only, collapsed into calibration segments."""
         connections = [c for c in reader.connections if c.topic == info_topic]
         uncalibrated = 0
-        for _, recv_ns, msg in self._messages(reader, connections, info_topic):
-            camera = camera_info_to_model(msg)
+        for index, (_, recv_ns, msg) in enumerate(self._messages(reader, connections, info_topic)):
+            camera = camera_info_to_model(msg, MessageRef(self.path, info_topic, index))
             if camera is None:
                 uncalibrated += 1
                 continue
@@ -276,8 +296,11 @@ class BagFrameSource:
                 conn, recv_ns, raw = item
                 msg = reader.deserialize(raw, conn.msgtype)
             except _BAG_ERRORS as err:
+                chunk = _damaged_chunk(self.path)
                 raise InputError(
-                    f"bag is damaged, cannot read this message: {_describe(err)}",
+                    f"bag is damaged: {chunk}"
+                    if chunk
+                    else f"bag is damaged, cannot read this message: {_describe(err)}",
                     source=self.path,
                     topic=topic,
                     index=index,
@@ -287,8 +310,8 @@ class BagFrameSource:
 
     def __iter__(self) -> Iterator[Frame]:
         self.skipped = []
-        size: tuple[int, int] | None = None
         produced = 0
+        limits = SizeLimits(self.max_pixels)  # the first frame then fixes the stream's size
         with open_bag(self.path) as reader:
             connections = [c for c in reader.connections if c.topic == self.topic]
             for index, (conn, recv_ns, msg) in enumerate(self._messages(reader, connections, self.topic)):
@@ -296,51 +319,57 @@ class BagFrameSource:
                 stamp = stamp_ns(msg.header.stamp) or recv_ns
                 camera = self._timeline.at(stamp) or self.camera
                 try:
-                    frame = message_to_frame(msg, conn.msgtype, stamp, camera, ref)
+                    frame = message_to_frame(msg, conn.msgtype, stamp, camera, ref, limits)
+                except SizeMismatchError as err:
+                    raise ref.error(str(err), err.field) from None
                 except CorruptImageError as err:
-                    self._skip(ref, stamp, str(err))
+                    self._skip(ref, stamp, err)
                     continue
-                if size is None:
-                    size = (frame.width, frame.height)
-                    self._check_camera_size(frame)
-                elif size != (frame.width, frame.height):
-                    raise ref.error(
-                        f"image size changed from {size[0]}x{size[1]} to {frame.width}x{frame.height}"
-                    )
+                if limits.expected is None:
+                    limits = self._stream_limits(frame)
                 produced += 1
                 yield frame
         if produced == 0:
+            first = (
+                f" (message {self.skipped[0]['index']}: {self.skipped[0]['reason']})" if self.skipped else ""
+            )
             raise InputError(
-                f"none of the {len(self.skipped)} image messages could be read",
+                f"none of the {len(self.skipped)} image messages could be read{first}",
                 source=self.path,
                 topic=self.topic,
             )
 
-    def _skip(self, ref: MessageRef, stamp: int, reason: str) -> None:
-        if self.strict:
-            raise ref.error(f"corrupt image: {reason}", "data")
-        log.warning(
-            "%s, topic %s, message %d: skipping corrupt image (%s)", ref.source, ref.topic, ref.index, reason
-        )
-        self.skipped.append({"index": ref.index, "stamp_ns": stamp, "reason": reason})
+    def _stream_limits(self, first: Frame) -> SizeLimits:
+        """What every later frame must declare: the first frame's size (checked before decoding).
 
-    def _check_camera_size(self, frame: Frame) -> None:
-        cam = frame.camera
-        if (
-            cam is not None
-            and cam.width
-            and cam.height
-            and (cam.width, cam.height) != (frame.width, frame.height)
-        ):
+        A CameraInfo of another size than the first frame's is warned about (a resized or binned
+        stream: K is used as it is); one of the same size confirms it, and the error says so.
+        """
+        cam = first.camera
+        size = (first.width, first.height)
+        info = self._timeline.at(first.stamp_ns)  # a CameraInfo's, not a given calibration
+        confirmed = info is not None and (info.width, info.height) == size
+        if cam is not None and cam.width and cam.height and (cam.width, cam.height) != size:
             log.warning(
                 "%s: CameraInfo is for %dx%d images but %s has %dx%d; K is used as it is",
                 self.path,
                 cam.width,
                 cam.height,
                 self.topic,
-                frame.width,
-                frame.height,
+                first.width,
+                first.height,
             )
+        by = f"the stream's first frame (message {first.index}){' and its CameraInfo' if confirmed else ''}"
+        return SizeLimits(self.max_pixels, size, by)
+
+    def _skip(self, ref: MessageRef, stamp: int, err: CorruptImageError) -> None:
+        reason = str(err)
+        if self.strict:
+            raise ref.error(f"corrupt image: {reason}", err.field)
+        log.warning(
+            "%s, topic %s, message %d: skipping corrupt image (%s)", ref.source, ref.topic, ref.index, reason
+        )
+        self.skipped.append({"index": ref.index, "stamp_ns": stamp, "reason": reason})
 
     # -- description --------------------------------------------------------------------------
 

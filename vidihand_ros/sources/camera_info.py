@@ -14,31 +14,48 @@ from typing import Any
 
 import numpy as np
 
+from vidihand_ros.errors import InputError
+from vidihand_ros.sources.image_messages import MessageRef
 from vidihand_ros.types import CameraModel
 
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 
-def camera_info_to_model(msg: Any) -> CameraModel | None:
+def camera_info_to_model(msg: Any, where: MessageRef | None = None) -> CameraModel | None:
     """CameraInfo (ROS 1 `K`/`D` or ROS 2 `k`/`d` field names) → CameraModel.
 
     None for an uncalibrated camera (a driver without calibration publishes K = 0), so that such
-    messages do not count as intrinsics.
+    messages do not count as intrinsics. Any other unusable K or D (NaN, inf, a zero or negative
+    focal length) is an InputError naming the field and value (and `where` the message is).
     """
-    K = np.asarray(_field(msg, "k"), dtype=np.float64).ravel()
-    if K.size != 9 or not np.all(np.isfinite(K)) or K[0] <= 0 or K[4] <= 0:
+    k_name, d_name = _name(msg, "k"), _name(msg, "d")
+    K = np.asarray(getattr(msg, k_name), dtype=np.float64).ravel()
+    if K.size != 9:
+        raise _error(f"CameraInfo {k_name} has {K.size} entries, expected 9", k_name, where)
+    if not np.any(K[[0, 2, 4, 5]]):  # fx, cx, fy, cy all zero: the uncalibrated convention
         return None
-    return CameraModel(
+    camera = CameraModel(
         K=K.reshape(3, 3),
         width=int(msg.width),
         height=int(msg.height),
         distortion_model=str(msg.distortion_model),
-        D=np.asarray(_field(msg, "d"), dtype=np.float64).ravel(),
+        D=np.asarray(getattr(msg, d_name), dtype=np.float64).ravel(),
     )
+    problem = camera.problem()
+    if problem is not None:
+        name = k_name if problem.matrix == "K" else d_name
+        raise _error(f"CameraInfo {name}: {problem.message}", name, where)
+    return camera
 
 
-def _field(msg: Any, name: str) -> Any:
-    return getattr(msg, name) if hasattr(msg, name) else getattr(msg, name.upper())
+def _name(msg: Any, name: str) -> str:
+    return name if hasattr(msg, name) else name.upper()
+
+
+def _error(message: str, field: str, where: MessageRef | None) -> InputError:
+    if where is None:
+        return InputError(message, field=field)
+    return where.error(message, field)
 
 
 @dataclass(frozen=True)

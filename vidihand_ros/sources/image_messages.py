@@ -1,8 +1,10 @@
 """sensor_msgs/Image and sensor_msgs/CompressedImage → Frame, with cv_bridge's semantics.
 
-CompressedImage JPEG/PNG bytes are passed through untouched (only their headers are read), so a
-recording's JPEGs can be copied into a dataset without a decode/encode round trip. Raw Images are
-converted to RGB the way `cv_bridge.imgmsg_to_cv2(msg, "rgb8")` does, via `rosbags-image`.
+CompressedImage JPEG/PNG bytes are passed through untouched (their structure is checked, nothing
+is decoded: `imaging.check_image`), so a recording's JPEGs can be copied into a dataset without a
+decode/encode round trip. Raw Images are converted to RGB the way `cv_bridge.imgmsg_to_cv2(msg,
+"rgb8")` does, via `rosbags-image`. Every frame's declared size is checked against `SizeLimits`
+(a pixel limit, the CameraInfo's size) before a pixel buffer is made for it.
 
 About "bgr8; jpeg compressed bgr8": `compressed_image_transport` hands OpenCV's `imencode` a BGR
 (or RGB converted to BGR) matrix, and `imencode` writes an ordinary YCbCr JPEG. The channel order
@@ -15,18 +17,25 @@ string only tells us the codec; the source encoding before ';' is informational.
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from rosbags.image import ImageConversionError, ImageFormatError
 from rosbags.image.image import convert_color, to_cvtype
 
 from vidihand_ros.errors import InputError
-from vidihand_ros.imaging import CorruptImageError, jpeg_info, strip_jpeg_padding
+from vidihand_ros.imaging import (
+    DEFAULT_LIMITS,
+    CorruptImageError,
+    SizeLimits,
+    check_declared_size,
+    check_image,
+)
 from vidihand_ros.types import CameraModel, Frame
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -57,6 +66,8 @@ _UNSUPPORTED_CODECS = (
 )
 #: Raw encodings whose rows are (1.5·height) single-byte rows: Y plane then interleaved chroma.
 _PLANAR_420 = ("nv12", "nv21")
+#: Encodings whose chroma is shared by two columns (4:2:2 and 4:2:0): the width must be even.
+_PAIRED_COLUMNS = ("uyvy", "yuv422", "yuyv", "yuv422_yuy2", *_PLANAR_420)
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,14 @@ def stamp_ns(stamp: Any) -> int:
 # CompressedImage
 
 
+@lru_cache(maxsize=64)
+def _format_words(fmt: str) -> tuple[bool, str | None]:
+    """(names a codec we do not read, the codec it names); cached: a topic repeats its format."""
+    words = [w for w in re.split(r"[;/\s]+", fmt.strip().lower()) if w]
+    unsupported = any(w in _UNSUPPORTED_CODECS or w.startswith("compresseddepth") for w in words)
+    return unsupported, next((_CODEC_WORDS[w] for w in words if w in _CODEC_WORDS), None)
+
+
 def compressed_codec(fmt: str, data: bytes, ref: MessageRef) -> str:
     """'jpeg' or 'png' for a CompressedImage, from its `format` string and its magic bytes.
 
@@ -88,13 +107,9 @@ def compressed_codec(fmt: str, data: bytes, ref: MessageRef) -> str:
     to the bytes' signature. When the bytes clearly are the other supported codec, the bytes win
     (mislabelled streams exist). Depth and video codecs raise an InputError on 'format'.
     """
-    words = [w for w in re.split(r"[;/\s]+", fmt.strip().lower()) if w]
-    for word in words:
-        if word in _UNSUPPORTED_CODECS or word.startswith("compresseddepth"):
-            raise ref.error(
-                f"unsupported CompressedImage format {fmt!r} (only JPEG and PNG images)", "format"
-            )
-    named = next((_CODEC_WORDS[w] for w in words if w in _CODEC_WORDS), None)
+    unsupported, named = _format_words(fmt)
+    if unsupported:
+        raise ref.error(f"unsupported CompressedImage format {fmt!r} (only JPEG and PNG images)", "format")
     sniffed = "png" if data.startswith(_PNG_MAGIC) else "jpeg" if data.startswith(_JPEG_MAGIC) else None
     if sniffed is not None:
         return sniffed
@@ -103,36 +118,20 @@ def compressed_codec(fmt: str, data: bytes, ref: MessageRef) -> str:
     raise ref.error(f"unknown CompressedImage format {fmt!r} and the data is neither JPEG nor PNG", "format")
 
 
-def png_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG's IHDR chunk; CorruptImageError for a broken or truncated file."""
-    if len(data) < 33 or not data.startswith(_PNG_MAGIC) or data[12:16] != b"IHDR":
-        raise CorruptImageError("not a PNG (no signature/IHDR)")
-    if data[-8:-4] != b"IEND":
-        raise CorruptImageError("truncated PNG (no IEND chunk at the end)")
-    width, height = struct.unpack(">II", data[16:24])
-    if width == 0 or height == 0:
-        raise CorruptImageError(f"bad PNG size {width}x{height}")
-    return width, height
-
-
-def compressed_to_frame(msg: Any, stamp: int, camera: CameraModel | None, ref: MessageRef) -> Frame:
-    """CompressedImage → Frame carrying the original bytes. Raises CorruptImageError for bytes
-    whose headers are broken (the caller decides whether to skip), InputError for formats we
-    cannot carry."""
-    data = bytes(msg.data)
-    codec = compressed_codec(str(msg.format), data, ref)
-    if codec == "jpeg":
-        info = jpeg_info(data)
-        width, height = info.width, info.height
-        data = strip_jpeg_padding(data)  # what a pass-through copy must hold
-    else:
-        width, height = png_size(data)
+def compressed_to_frame(
+    msg: Any, stamp: int, camera: CameraModel | None, ref: MessageRef, limits: SizeLimits = DEFAULT_LIMITS
+) -> Frame:
+    """CompressedImage → Frame carrying the checked original bytes (a CheckedImage). Raises
+    CorruptImageError for bytes that would not decode or declare a size `limits` refuse (the
+    caller decides whether to skip), InputError for formats we cannot carry."""
+    codec = compressed_codec(str(msg.format), bytes(msg.data[:8]), ref)
+    data = check_image(msg.data, codec, limits)
     return Frame(
         stamp_ns=stamp,
         frame_id=str(msg.header.frame_id),
         encoding=codec,
-        width=width,
-        height=height,
+        width=data.info.width,
+        height=data.info.height,
         data=data,
         camera=camera,
         index=ref.index,
@@ -143,12 +142,13 @@ def compressed_to_frame(msg: Any, stamp: int, camera: CameraModel | None, ref: M
 # Image
 
 
-def image_to_rgb(msg: Any, ref: MessageRef) -> NDArray[np.uint8]:
+def image_to_rgb(msg: Any, ref: MessageRef, limits: SizeLimits = DEFAULT_LIMITS) -> NDArray[np.uint8]:
     """Raw sensor_msgs/Image → (H, W, 3) uint8 RGB, as cv_bridge converts to "rgb8".
 
     Honours `step` (row padding) and `is_bigendian`, which rosbags-image alone ignores/needs
     packed rows for, and reads NV12/NV21 as their 1.5·H rows. 16-bit images are scaled by
-    255/65535 and rounded, as cv_bridge's `convertTo` does.
+    255/65535 and rounded, as cv_bridge's `convertTo` does. The declared width×height is checked
+    against `limits` (CorruptImageError) and the data's length (InputError) before any copy.
     """
     encoding = str(msg.encoding)
     try:
@@ -158,17 +158,34 @@ def image_to_rgb(msg: Any, ref: MessageRef) -> NDArray[np.uint8]:
     width, height = int(msg.width), int(msg.height)
     if width <= 0 or height <= 0:
         raise ref.error(f"bad image size {width}x{height}", "width" if width <= 0 else "height")
+    try:
+        check_declared_size(width, height, limits)
+    except CorruptImageError as err:
+        err.field = "width"  # the declared size is the message's width/height
+        raise
+    _check_chroma_geometry(encoding, width, height, ref)
     pixels = _unpack_rows(msg, encoding, np.dtype(typestr), nchan, ref)
     target = "rgb16" if depth == 16 else "rgb8"
     try:
         rgb = np.asarray(convert_color(pixels, encoding, target))
-    except ImageConversionError:
-        raise ref.error(f"cannot convert image encoding {encoding!r} to RGB", "encoding") from None
+    except (ImageConversionError, cv2.error) as err:
+        reason = str(err).strip().splitlines()[-1] if isinstance(err, cv2.error) else ""
+        raise ref.error(
+            f"cannot convert image encoding {encoding!r} to RGB{f' ({reason})' if reason else ''}", "encoding"
+        ) from None
     if rgb.dtype == np.uint16:
         rgb = np.rint(rgb.astype(np.float32) * np.float32(255.0 / 65535.0))
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ref.error(f"cannot convert image encoding {encoding!r} to RGB", "encoding")
     return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def _check_chroma_geometry(encoding: str, width: int, height: int, ref: MessageRef) -> None:
+    """Subsampled YUV needs an even width (and NV12/NV21 an even height): OpenCV asserts it."""
+    if encoding in _PAIRED_COLUMNS and width % 2:
+        raise ref.error(f"a {encoding} image needs an even width, got {width}", "width")
+    if encoding in _PLANAR_420 and height % 2:
+        raise ref.error(f"a {encoding} image needs an even height, got {height}", "height")
 
 
 def _unpack_rows(msg: Any, encoding: str, dtype: np.dtype, nchan: int, ref: MessageRef) -> NDArray:
@@ -194,8 +211,10 @@ def _unpack_rows(msg: Any, encoding: str, dtype: np.dtype, nchan: int, ref: Mess
     return arr.reshape(rows, width) if nchan == 1 else arr.reshape(rows, width, nchan)
 
 
-def image_to_frame(msg: Any, stamp: int, camera: CameraModel | None, ref: MessageRef) -> Frame:
-    rgb = image_to_rgb(msg, ref)
+def image_to_frame(
+    msg: Any, stamp: int, camera: CameraModel | None, ref: MessageRef, limits: SizeLimits = DEFAULT_LIMITS
+) -> Frame:
+    rgb = image_to_rgb(msg, ref, limits)
     return Frame(
         stamp_ns=stamp,
         frame_id=str(msg.header.frame_id),
@@ -209,11 +228,16 @@ def image_to_frame(msg: Any, stamp: int, camera: CameraModel | None, ref: Messag
 
 
 def message_to_frame(
-    msg: Any, msgtype: str, stamp: int, camera: CameraModel | None, ref: MessageRef
+    msg: Any,
+    msgtype: str,
+    stamp: int,
+    camera: CameraModel | None,
+    ref: MessageRef,
+    limits: SizeLimits = DEFAULT_LIMITS,
 ) -> Frame:
     """Either image message → Frame (see `compressed_to_frame` for what it raises)."""
     if msgtype == COMPRESSED_IMAGE_TYPE:
-        return compressed_to_frame(msg, stamp, camera, ref)
+        return compressed_to_frame(msg, stamp, camera, ref, limits)
     if msgtype == IMAGE_TYPE:
-        return image_to_frame(msg, stamp, camera, ref)
+        return image_to_frame(msg, stamp, camera, ref, limits)
     raise ref.error(f"{msgtype} is not an image message type")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from vidihand_ros.errors import InputError
+from vidihand_ros.imaging import MAX_PIXELS, CorruptImageError, SizeLimits, check_declared_size
 from vidihand_ros.types import CameraModel, Frame
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,11 @@ def _import_av(path: Path) -> ModuleType:
 
 
 class VideoFrameSource:
-    """Iterable of rgb8 Frames from the first video stream of a file."""
+    """Iterable of rgb8 Frames from the first video stream of a file.
+
+    The stream's declared size is checked against `max_pixels` when the file is opened, before a
+    frame is decoded.
+    """
 
     def __init__(
         self,
@@ -42,6 +47,7 @@ class VideoFrameSource:
         camera: CameraModel | None = None,
         frame_id: str = "camera",
         start_ns: int = 0,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -60,6 +66,11 @@ class VideoFrameSource:
             #: Frame count from the container header; None when it does not say (e.g. mkv).
             self.message_count: int | None = int(stream.frames) or None
             self.width, self.height = int(stream.codec_context.width), int(stream.codec_context.height)
+        try:
+            if self.width and self.height:  # (0: the container does not say; frames tell)
+                check_declared_size(self.width, self.height, SizeLimits(max_pixels))
+        except CorruptImageError as err:
+            raise InputError(f"video stream: {err}", source=self.path) from None
 
     def _open(self) -> Any:
         try:

@@ -22,10 +22,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import Tensor
 
-from vidihand_ros.model.checkpoint import STATE_FILE, Checkpoint, jsonable, load_checkpoint, save_checkpoint
+from vidihand_ros.model.checkpoint import (
+    STATE_FILE,
+    Checkpoint,
+    jsonable,
+    load_checkpoint,
+    read_tensors,
+    save_checkpoint,
+)
 
 __all__ = [
     "TrainingCheckpoint",
@@ -168,7 +174,7 @@ def load_training_checkpoint(
     ckpt = load_checkpoint(directory, device=device)
     optimizer_state = None
     if ckpt.state.get("optimizer") is not None:
-        tensors = load_file(str(ckpt.path / OPTIMIZER_FILE), device=str(device))
+        tensors = read_tensors(ckpt.path / OPTIMIZER_FILE, device=device)
         optimizer_state = _join_optimizer(tensors, ckpt.state["optimizer"])
     return TrainingCheckpoint(
         path=ckpt.path,

@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from vidihand_ros.dataset.schema import HAND_FIELDS, hand_key
 from vidihand_ros.errors import InputError
 from vidihand_ros.geometry.resize import scale_intrinsics
-from vidihand_ros.mano.files import UnsafePickleError, restricted_unpickle
+from vidihand_ros.mano.pickles import PickleBudgetError, UnsafePickleError, restricted_unpickle
 from vidihand_ros.training_data.mano import ManoModel, load_mano
 from vidihand_ros.types import HAND_SIDES, NUM_JOINTS, CameraModel, Frame, FramePoses, HandPose
 
@@ -122,12 +122,13 @@ def load_npy(path: Path) -> Any:
         with path.open("rb") as fp:
             version = np.lib.format.read_magic(fp)
             if version == (1, 0):
-                _, _, dtype = np.lib.format.read_array_header_1_0(fp)
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
             else:
-                _, _, dtype = np.lib.format.read_array_header_2_0(fp)
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
             if dtype.hasobject:
                 value = safe_unpickle(fp, path)
                 return value.item() if isinstance(value, np.ndarray) and value.shape == () else value
+            _check_npy_size(fp, shape, dtype, path)
         return np.load(path, allow_pickle=False)
     except OSError as err:
         raise InputError(f"cannot read: {err}", source=path) from err
@@ -135,8 +136,23 @@ def load_npy(path: Path) -> Any:
         raise InputError(f"not a .npy file: {err}", source=path) from err
 
 
+def _check_npy_size(fp: Any, shape: tuple[int, ...], dtype: np.dtype, path: Path) -> None:
+    """numpy allocates the header's shape before reading: a short file must not declare a huge one."""
+    needed = math.prod(shape) * dtype.itemsize
+    here = fp.tell()
+    held = fp.seek(0, io.SEEK_END) - here
+    if needed > held:
+        raise InputError(
+            f"the header declares {shape} × {dtype.itemsize} bytes = {needed} bytes, the file holds {held}",
+            source=path,
+        )
+
+
 def safe_unpickle(data: Any, source: str | Path) -> Any:
-    """Unpickle dicts / lists of numpy arrays (Python 2 pickles too) from bytes or a binary file."""
+    """Unpickle dicts / lists of numpy arrays (Python 2 pickles too) from bytes or a binary file.
+
+    Through `restricted_unpickle`: no code runs, and memory stays within a budget from the size.
+    """
     stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     try:
         return restricted_unpickle(stream)
@@ -144,15 +160,9 @@ def safe_unpickle(data: Any, source: str | Path) -> Any:
         raise InputError(
             f"refusing to load {err}: a data file may hold only numpy data", source=source
         ) from err
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        AttributeError,
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-    ) as err:
+    except PickleBudgetError as err:
+        raise InputError(f"refusing to load: {err}", source=source) from err
+    except pickle.UnpicklingError as err:  # restricted_unpickle raises nothing else
         raise InputError(f"cannot read pickle: {err}", source=source) from err
 
 
