@@ -51,7 +51,8 @@ CORE = [
     "rich>=13",
 ]
 VIDEO = ["av>=12"]
-TEST = ["pytest>=8", "hypothesis>=6.100"]
+# Pillow writes reference JPEGs (progressive, EXIF, CMYK) for the JPEG checker's tests.
+TEST = ["pytest>=8", "hypothesis>=6.100", "pillow>=10"]
 LINT = ["ruff>=0.8", "mypy>=1.13"]
 # The MediaPipe baseline estimator. mediapipe 0.10.21 is the last wheel that carries the hand
 # models (.tflite) inside, so nothing is downloaded at run time; it was built against numpy 1.x
