@@ -70,7 +70,9 @@ def records_without_times(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-class FakeClock:
+class SteppedClock:
+    """Test double for the writer's monotonic clock: time moves only when the test says so."""
+
     def __init__(self) -> None:
         self.now = 0.0
 
@@ -79,8 +81,8 @@ class FakeClock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> SteppedClock:
+    fake = SteppedClock()
     monkeypatch.setattr(writer_module, "clock", fake)
     return fake
 
@@ -114,7 +116,7 @@ def test_grouped_commits_write_what_one_commit_per_episode_writes(
 
 
 def test_publish_is_due_after_the_interval_even_mid_episode(
-    tmp_path: Path, frames: list[Frame], clock: FakeClock
+    tmp_path: Path, frames: list[Frame], clock: SteppedClock
 ) -> None:
     path = tmp_path / "ds.zarr"
     writer = DatasetWriter(path, flush_frames=2, commit_interval_s=10)
