@@ -41,3 +41,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def hand_photo_paths() -> list[Path]:
     """Real photographs of hands (HaMeR example images, MIT; kept outside the repository)."""
     return shared_data.hand_photo_paths()
+
+
+@pytest.fixture(scope="module")
+def jpegs() -> list[bytes]:
+    """The real photos as 64×48 JPEGs, the frames of most bag tests (a module may define its own)."""
+    import imagecodecs
+
+    from tests.bagfactory import hand_photos
+
+    return [bytes(imagecodecs.jpeg8_encode(p, level=90)) for p in hand_photos(64, 48)]

@@ -23,20 +23,11 @@ from tests.bagfactory import (
     write_video,
 )
 from tests.test_imaging import _png_bomb
+from tests.test_sources_errors import CAM, TOPIC, H, W
 from vidihand_ros.cli import main
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.errors import InputError
 from vidihand_ros.sources import BagFrameSource, open_source
-from vidihand_ros.types import CameraModel
-
-W, H = 64, 48
-CAM = CameraModel.from_fxfycxcy(50.0, 50.0, 32.0, 24.0, W, H)
-TOPIC = "/camera/image_raw"
-
-
-@pytest.fixture(scope="module")
-def jpegs() -> list[bytes]:
-    return [bytes(imagecodecs.jpeg8_encode(p, level=90)) for p in hand_photos(W, H)]
 
 
 def _declaring(jpeg: bytes, width: int, height: int) -> bytes:

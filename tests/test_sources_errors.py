@@ -34,13 +34,6 @@ CAM = CameraModel.from_fxfycxcy(50.0, 50.0, 32.0, 24.0, W, H)
 TOPIC = "/camera/image_raw"
 
 
-@pytest.fixture(scope="module")
-def jpegs() -> list[bytes]:
-    import imagecodecs
-
-    return [bytes(imagecodecs.jpeg8_encode(p, level=90)) for p in hand_photos(W, H)]
-
-
 def _located(
     err: InputError,
     path: Path,
