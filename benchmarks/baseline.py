@@ -6,8 +6,10 @@ few pixels from frame to frame, so MediaPipe tracks both hands as it would in a 
 already decoded to RGB (JPEG decoding is timed on its own row). Rows:
 
 - mediapipe only:  `Hands.process` per frame (detection/tracking + landmarks), nothing of ours
-- estimator:       the `mediapipe` estimator: + handedness tracking, undistortion, metric solve,
-                   palm orientation, One Euro smoothing (also without smoothing, and model 0)
+- estimator:       the `mediapipe` estimator through the real PoseStream (its own 32-frame windows,
+                   stride 16): + side tracking, one hand size, zero-lag smoothing, undistortion,
+                   metric solve, joints on the rays, palm orientation, stitching (also with causal
+                   smoothing, without smoothing, and model 0)
 - no hands:        grey frames: palm detection runs on every frame (the worst case)
 - + MANO fit:      with `mano_dir` (synthetic MANO files from `vidihand_ros.mano.files`): one
                    batched fit per hand per window
@@ -16,7 +18,9 @@ Rows run round-robin `--rounds` times on fresh estimators (after `--warmup` fram
 kept. Two rates are printed: wall clock, and process CPU time. The process is pinned to one core,
 so its CPU time is what the frames cost that core; on a shared machine the wall rate also counts
 the time other processes held the core, and the CPU rate is the one to compare with the target.
-Run from the repository root:  python -m benchmarks.baseline [--frames 300] [--rounds 3]
+Then the temporal-quality table (`benchmarks/quality_table.py`): on real footage, per smoothing
+mode, what a dataset would store.
+Run from the repository root:  .venv/bin/python -m benchmarks.baseline [--frames 300] [--rounds 3]
 Target (issue #8): ≥ 30 frames/s on one core without the MANO fit.
 """
 
@@ -34,8 +38,9 @@ import imagecodecs
 import numpy as np
 
 from benchmarks.common import pin_to_one_core
+from benchmarks.quality_table import print_quality_table
 from vidihand_ros.testing.shared_data import hand_photo_path
-from vidihand_ros.types import CameraModel, Frame, Window
+from vidihand_ros.types import CameraModel, Frame
 
 WIDTH, HEIGHT = 640, 480
 CAMERA = CameraModel.from_fxfycxcy(520.0, 520.0, 319.5, 239.5, width=WIDTH, height=HEIGHT)
@@ -73,15 +78,6 @@ def as_frames(rgbs: list[np.ndarray]) -> list[Frame]:
     ]
 
 
-def windows(frames: list[Frame], size: int) -> list[Window]:
-    """Non-overlapping windows (stride = size), the tail padded as the Windower does."""
-    out = []
-    for s in range(0, len(frames), size):
-        chunk = frames[s : s + size]
-        out.append(Window(chunk + [chunk[-1]] * (size - len(chunk)), s, len(chunk), 0))
-    return out
-
-
 class Rate(NamedTuple):
     wall_fps: float
     cpu_fps: float
@@ -98,26 +94,23 @@ class Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def time_estimator(frames: list[Frame], window: int, warmup: int, **options: str) -> Rate:
-    """Rates and hands found per frame of one fresh estimator over `frames` after a warm-up."""
+def time_estimator(frames: list[Frame], window: int | None, warmup: int, **options: str) -> Rate:
+    """Rates and hands found per frame of one fresh estimator, through the PoseStream, after a warm-up."""
     from vidihand_ros.estimators import PoseEstimator, create_estimator
+    from vidihand_ros.stream import PoseStream, resolve_window
 
     estimator = create_estimator("mediapipe", options)
     assert isinstance(estimator, PoseEstimator)
+    size, stride = resolve_window(estimator, window, None)
     try:
-        estimator.estimate(windows(as_frames([f.rgb() for f in frames[:warmup]]), window))
-        batches = windows(frames, window)
-        clock = Clock()
-        results = [estimator.estimate([w])[0] for w in batches]
-        wall, cpu = clock.stop()
+        for stream_frames in (as_frames([f.rgb() for f in frames[:warmup]]), frames):
+            stream = PoseStream(estimator, window=size, stride=stride)
+            clock = Clock()
+            pairs = [pair for frame in stream_frames for pair in stream.push(frame)] + stream.flush()
+            wall, cpu = clock.stop()
     finally:
         estimator.close()
-    hands = sum(
-        int(h is not None and h.presence > 0)
-        for w, poses in zip(batches, results, strict=True)
-        for p in poses[: w.num_valid]
-        for h in (p.left, p.right)
-    )
+    hands = sum(int(h is not None and h.presence > 0) for _, p in pairs if p for h in (p.left, p.right))
     return Rate(len(frames) / wall, len(frames) / cpu, hands / len(frames))
 
 
@@ -162,7 +155,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300, help="timed frames per row")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--window", type=int, default=32, help="frames per window (stride = window)")
+    parser.add_argument(
+        "--window", type=int, default=None, help="frames per window (default: the estimator's own)"
+    )
     parser.add_argument("--mano-frames", type=int, default=32, help="timed frames of the MANO row")
     args = parser.parse_args()
 
@@ -175,13 +170,18 @@ def main() -> None:
         ("JPEG decode 640×480 (for reference)", lambda: time_decode(rgbs), ""),
         (MEDIAPIPE_ONLY, lambda: time_mediapipe_only(rgbs, warm), ""),
         (DEFAULT, lambda: time_estimator(frames, w, warm), ""),
+        (
+            "estimator, model 1, causal smoothing",
+            lambda: time_estimator(frames, w, warm, smoothing="causal"),
+            "",
+        ),
         ("estimator, model 1, no smoothing", lambda: time_estimator(frames, w, warm, smoothing="off"), ""),
         ("estimator, model 0", lambda: time_estimator(frames, w, warm, model_complexity="0"), ""),
         ("estimator, model 1, no hands in view", lambda: time_estimator(grey, w, warm), ""),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         mano_dir, reason = mano_dir_or_reason(Path(tmp))
-        name = f"estimator, model 1 + MANO fit ({w}-frame windows)"
+        name = f"estimator, model 1 + MANO fit ({w or 32}-frame windows)"
         mano_frames = frames[: args.mano_frames]
         plan.append(
             (name, None, reason)
@@ -196,6 +196,7 @@ def main() -> None:
                     if name not in best or rate.cpu_fps > best[name].cpu_fps:
                         best[name] = rate
     print_table(plan, best, where, args.rounds)
+    print_quality_table()
 
 
 MEDIAPIPE_ONLY = "mediapipe only (model 1)"

@@ -9,13 +9,13 @@ import pytest
 
 from tests.ci import in_ci
 from vidihand_ros.testing import shared_data
-from vidihand_ros.testing.shared_data import HandPhotosMissing
+from vidihand_ros.testing.shared_data import SharedDataMissing
 
 
-def skip_or_fail(missing: HandPhotosMissing) -> None:
-    """Skip a test that needs the shared photos when they are absent locally; fail it in CI."""
+def skip_or_fail(missing: SharedDataMissing) -> None:
+    """Skip a test that needs the shared photos or video when absent locally; fail it in CI."""
     if in_ci():
-        pytest.fail(f"CI is set and the shared hand photos are missing: {missing}", pytrace=False)
+        pytest.fail(f"CI is set and shared test data is missing: {missing}", pytrace=False)
     pytest.skip(str(missing))
 
 
@@ -24,7 +24,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     """Fixtures that read the photos (e.g. module-scoped frame lists) go through the same policy."""
     try:
         return (yield)
-    except HandPhotosMissing as missing:
+    except SharedDataMissing as missing:
         skip_or_fail(missing)
 
 
@@ -33,7 +33,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """A test body that reads the photos through `vidihand_ros.testing.shared_data`."""
     try:
         return (yield)
-    except HandPhotosMissing as missing:
+    except SharedDataMissing as missing:
         skip_or_fail(missing)
 
 

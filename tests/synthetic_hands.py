@@ -54,3 +54,46 @@ def project(points: NDArray[np.float64], K: NDArray[np.float64]) -> NDArray[np.f
     """Ideal pinhole projection of (..., J, 3) camera-frame points with K (..., 3, 3)."""
     homogeneous = np.einsum("...ij,...kj->...ki", K, points)
     return homogeneous[..., :2] / homogeneous[..., 2:]
+
+
+# --- wrist paths (metres, 30 fps) -------------------------------------------------------------
+
+FPS = 30.0
+
+
+def min_jerk(p0: np.ndarray, p1: np.ndarray, n: int) -> np.ndarray:
+    s = np.linspace(0.0, 1.0, n)[:, None]
+    return p0 + (p1 - p0) * (10 * s**3 - 15 * s**4 + 6 * s**5)
+
+
+def reach_and_hold(rng: np.random.Generator, frames: int = 600) -> np.ndarray:
+    """Manipulation-like wrist path (T, 3) in metres: minimum-jerk reaches (peaks 0.6–0.9 m/s), then holds."""
+    parts: list[np.ndarray] = []
+    p = np.array([0.0, 0.0, 0.5])
+    while sum(map(len, parts)) < frames:
+        q = p + rng.uniform(-0.15, 0.15, 3) * [1.0, 1.0, 0.5]
+        q[2] = np.clip(q[2], 0.3, 0.7)
+        parts.append(min_jerk(p, q, int(rng.uniform(0.4, 0.8) * FPS)))
+        parts.append(np.repeat(q[None], int(rng.uniform(0.3, 1.0) * FPS), axis=0))
+        p = q
+    return np.concatenate(parts)[:frames]
+
+
+def slow_sweep(frames: int = 600) -> np.ndarray:
+    """A hand sweeping continuously at up to ~0.16 m/s (Lissajous path), (T, 3) metres."""
+    t = np.arange(frames)[:, None] / FPS
+    return np.hstack(
+        [
+            0.10 * np.sin(2 * np.pi * 0.25 * t),
+            0.07 * np.sin(2 * np.pi * 0.325 * t + 1),
+            0.5 + 0.03 * np.sin(2 * np.pi * 0.15 * t),
+        ]
+    )
+
+
+def lag_frames(filtered: np.ndarray, clean: np.ndarray, max_lag: int = 6) -> int:
+    """Frames by which `filtered` trails `clean`: the cross-correlation peak of their velocities."""
+    f, c = np.diff(filtered, axis=0), np.diff(clean, axis=0)
+    n = len(c)
+    scores = [np.sum(f[lag:] * c[: n - lag]) for lag in range(max_lag + 1)]
+    return int(np.argmax(scores))

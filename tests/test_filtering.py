@@ -7,39 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from tests.synthetic_hands import FPS, lag_frames, reach_and_hold, slow_sweep
 from vidihand_ros.estimators.mediapipe.filtering import OneEuroFilter, fill_gaps, jitter
-
-FPS = 30.0
-
-
-def _min_jerk(p0: np.ndarray, p1: np.ndarray, n: int) -> np.ndarray:
-    s = np.linspace(0.0, 1.0, n)[:, None]
-    return p0 + (p1 - p0) * (10 * s**3 - 15 * s**4 + 6 * s**5)
-
-
-def reach_and_hold(rng: np.random.Generator, frames: int = 600) -> np.ndarray:
-    """Manipulation-like wrist path (T, 3) in metres: minimum-jerk reaches (peaks 0.6–0.9 m/s), then holds."""
-    parts: list[np.ndarray] = []
-    p = np.array([0.0, 0.0, 0.5])
-    while sum(map(len, parts)) < frames:
-        q = p + rng.uniform(-0.15, 0.15, 3) * [1.0, 1.0, 0.5]
-        q[2] = np.clip(q[2], 0.3, 0.7)
-        parts.append(_min_jerk(p, q, int(rng.uniform(0.4, 0.8) * FPS)))
-        parts.append(np.repeat(q[None], int(rng.uniform(0.3, 1.0) * FPS), axis=0))
-        p = q
-    return np.concatenate(parts)[:frames]
-
-
-def slow_sweep(frames: int = 600) -> np.ndarray:
-    """A hand sweeping continuously at up to ~0.16 m/s (Lissajous path), (T, 3) metres."""
-    t = np.arange(frames)[:, None] / FPS
-    return np.hstack(
-        [
-            0.10 * np.sin(2 * np.pi * 0.25 * t),
-            0.07 * np.sin(2 * np.pi * 0.325 * t + 1),
-            0.5 + 0.03 * np.sin(2 * np.pi * 0.15 * t),
-        ]
-    )
 
 
 def _filter(series: np.ndarray, f: OneEuroFilter, times: np.ndarray | None = None) -> np.ndarray:
@@ -51,27 +20,19 @@ def _rms(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=-1))))
 
 
-def _lag(filtered: np.ndarray, clean: np.ndarray, max_lag: int = 6) -> int:
-    """Frames by which `filtered` trails `clean`: the cross-correlation peak of their velocities."""
-    f, c = np.diff(filtered, axis=0), np.diff(clean, axis=0)
-    n = len(c)
-    scores = [np.sum(f[lag:] * c[: n - lag]) for lag in range(max_lag + 1)]
-    return int(np.argmax(scores))
-
-
 def _with_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     return clean + np.random.default_rng(seed).normal(0.0, sigma, clean.shape)
 
 
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("path", ["reach", "sweep"])
-def test_metres_defaults_cut_jitter_without_lag(path: str, seed: int) -> None:
+def test_metres_defaults_cut_jitter_withoutlag_frames(path: str, seed: int) -> None:
     clean = reach_and_hold(np.random.default_rng(seed)) if path == "reach" else slow_sweep()
     noisy = _with_noise(clean, 0.005, seed + 100)  # 5 mm per axis
     smooth = _filter(noisy, OneEuroFilter.for_metres())
     assert jitter(noisy) / jitter(smooth) >= 3.0
     assert _rms(smooth, clean) < 0.85 * _rms(noisy, clean)
-    assert _lag(smooth, clean) <= 1
+    assert lag_frames(smooth, clean) <= 1
 
 
 def test_pixel_defaults_on_keypoints() -> None:
@@ -83,14 +44,14 @@ def test_pixel_defaults_on_keypoints() -> None:
     gain = jitter(np.hstack([noisy, pad])) / jitter(np.hstack([smooth, pad]))
     assert gain >= 1.8
     assert _rms(smooth, clean) < _rms(noisy, clean)
-    assert _lag(smooth, clean) <= 1
+    assert lag_frames(smooth, clean) <= 1
 
 
 def test_the_lag_measure_sees_a_lagging_filter() -> None:
     """Control for the lag assertions: a fixed 0.5 Hz low-pass (beta 0) trails real motion."""
     clean = reach_and_hold(np.random.default_rng(0))
     smooth = _filter(_with_noise(clean, 0.005, 0), OneEuroFilter(min_cutoff=0.5, beta=0.0))
-    assert _lag(smooth, clean) >= 3
+    assert lag_frames(smooth, clean) >= 3
     assert _rms(smooth, clean) > _rms(_with_noise(clean, 0.005, 0), clean)
 
 

@@ -145,7 +145,7 @@ def windows_of(frames: list[Frame], size: int, stride: int, segment: int = 0, st
 
 @pytest.fixture(scope="module")
 def estimator() -> Iterator[MediaPipeHandsEstimator]:
-    est = MediaPipeHandsEstimator(MediaPipeOptions(smoothing=False))
+    est = MediaPipeHandsEstimator(MediaPipeOptions(smoothing="off"))
     yield est
     est.close()
 
@@ -265,6 +265,8 @@ def test_wrist_orientation_follows_the_palms(estimator) -> None:
 
 
 def test_keypoints_are_undistorted_before_the_translation_solve() -> None:
+    """The joints lie on the rays of the undistorted keypoints: projected with K alone they land on
+    them, not on the distorted pixels the detector saw."""
     rgb = photo(5)
     h, w = rgb.shape[:2]
     distorted = camera_for(w, h, distortion_model="plumb_bob", D=np.array([-0.3, 0.1, 0.0, 0.0, 0.0]))
@@ -277,12 +279,14 @@ def test_keypoints_are_undistorted_before_the_translation_solve() -> None:
     for side in ("left", "right"):
         hand = poses.hand(side)
         assert hand is not None
-        expected = raw[side].world + solve_translation(
-            raw[side].world, undistort_points(raw[side].keypoints_2d, distorted), distorted.K
-        )
-        np.testing.assert_allclose(hand.joints_3d, expected, atol=1e-5)
-        pinhole = raw[side].world + solve_translation(raw[side].world, raw[side].keypoints_2d, distorted.K)
-        assert np.abs(hand.joints_3d - pinhole).max() > 1e-3  # the distortion mattered (> 1 mm)
+        np.testing.assert_allclose(hand.keypoints_2d, raw[side].keypoints_2d, atol=1e-3)  # not smoothed
+        undistorted = undistort_points(raw[side].keypoints_2d, distorted)
+        uv = hand.joints_3d.astype(np.float64) @ distorted.K.T
+        np.testing.assert_allclose(uv[:, :2] / uv[:, 2:], undistorted, atol=0.05)
+        assert np.abs(undistorted - raw[side].keypoints_2d).max() > 2.0  # the distortion mattered
+        # Depth from the shared solve, on MediaPipe's landmarks rescaled to one hand size.
+        depth = solve_translation(raw[side].world, undistorted, distorted.K)[2]
+        assert 0.5 < hand.joints_3d[:, 2].mean() / depth < 2.0
 
 
 def test_without_intrinsics_keypoints_are_given_and_metric_values_missing() -> None:
@@ -308,8 +312,11 @@ def test_overlapping_windows_process_each_frame_once_and_agree_on_shared_frames(
     for window, poses in zip(windows, results, strict=True):
         assert len(poses) == len(window.frames)
         assert [p.stamp_ns for p in poses] == [f.stamp_ns for f in window.frames]
-    # Frame 3 is in windows 0 and 1: the same (cached) estimate.
-    np.testing.assert_array_equal(of(results[0][3], "right").joints_3d, of(results[1][0], "right").joints_3d)
+    # Frame 3 is in windows 0 and 1: detected once; smoothed with more context in window 1, so
+    # the two estimates differ a little, never by more than the smoothing moves a still hand.
+    first, second = of(results[0][3], "right"), of(results[1][0], "right")
+    assert np.abs(first.joints_3d - second.joints_3d).max() < 0.01
+    assert np.abs(first.keypoints_2d - second.keypoints_2d).max() < 2.0
     # Padding repeats the last valid frame's estimate.
     last = results[-1]
     assert last[5].right is last[4].right and last[5].left is last[4].left

@@ -27,7 +27,8 @@ def test_options_default_and_parse_strings() -> None:
         min_tracking_confidence=0.5,
         mirrored=False,
         max_gap=0,
-        smoothing=True,
+        smoothing="on",
+        view="egocentric",
         mano_dir=None,
     )
     parsed = MediaPipeOptions.parse(
@@ -38,10 +39,13 @@ def test_options_default_and_parse_strings() -> None:
             "mirrored": "TRUE",
             "max_gap": "3",
             "smoothing": "off",
+            "view": "exocentric",
             "mano_dir": "/tmp/mano",
         }
     )
-    assert parsed == MediaPipeOptions(0, 0.3, 0.7, True, 3, False, "/tmp/mano")
+    assert parsed == MediaPipeOptions(0, 0.3, 0.7, True, 3, "off", "exocentric", "/tmp/mano")
+    assert MediaPipeOptions.parse({"smoothing": "Causal"}).smoothing == "causal"
+    assert MediaPipeOptions.parse({"smoothing": "true", "view": "ANY"}) == MediaPipeOptions(view="any")
 
 
 @pytest.mark.parametrize(
@@ -54,6 +58,7 @@ def test_options_default_and_parse_strings() -> None:
         ({"mirrored": "maybe"}, "mirrored"),
         ({"max_gap": "-1"}, "max_gap"),
         ({"smoothing": "2"}, "smoothing"),
+        ({"view": "overhead"}, "view"),
         ({"colour": "red"}, "unknown mediapipe option"),
     ],
 )

@@ -185,3 +185,105 @@ def test_reset_forgets_tracks() -> None:
 def test_bad_handedness_label() -> None:
     with pytest.raises(ValueError, match="handedness"):
         Detection(RIGHT_SHAPE, "Left", 0.9, 0.9)
+
+
+# --- head turns, duplicates, entry side -------------------------------------------------------------
+
+
+def _head_turn(frames: int, at: int, step_px: float, turn_frames: int = 4) -> np.ndarray:
+    """(T, 2) image shift of everything in view: `step_px` per frame during a head turn at `at`."""
+    shift = np.zeros((frames, 2))
+    for k in range(turn_frames):
+        shift[at + k :, 0] += step_px
+    return shift
+
+
+def _head_turn_with_wrong_labels(tracker: HandTracker) -> list[dict[str, str]]:
+    """Both hands jump 220 px a frame for 4 frames (beyond the 150 px gate) while the detector
+    swaps their labels for 6 frames; returns side → true side per frame."""
+    frames = 200
+    turn = _head_turn(frames, at=100, step_px=-220.0)
+    centres = {
+        "left": _smooth_path(frames, (900.0, 330.0), 30.0, 0.0) + turn,
+        "right": _smooth_path(frames, (1200.0, 330.0), 30.0, 1.5) + turn,
+    }
+    out = []
+    for k in range(frames):
+        wrong = 100 <= k < 106
+        dets = [
+            _detection(side, track[k], ("right" if side == "left" else "left") if wrong else side, 0.95)
+            for side, track in centres.items()
+        ]
+        found = tracker.update(dets, image_size=(1600, 900))
+        out.append({side: str(det.payload) for side, det in found.items()})
+    return out
+
+
+def test_a_head_turn_with_wrong_labels_keeps_both_sides() -> None:
+    out = _head_turn_with_wrong_labels(HandTracker(view="egocentric"))
+    assert all(len(frame) == 2 for frame in out)
+    assert _swaps(out, start=0) == 0
+
+
+def test_control_without_common_motion_a_head_turn_swaps_sides() -> None:
+    """Control for the test above: with the shifted matching disabled, the same turn swaps the hands."""
+    assert _swaps(_head_turn_with_wrong_labels(HandTracker(view="egocentric", max_shift_px=0.0)), start=0) > 0
+
+
+def test_a_hand_lost_during_a_head_turn_keeps_its_side() -> None:
+    """The left hand vanishes for 3 frames while the head turns; it comes back 500 px away, mislabelled."""
+    rng = np.random.default_rng(5)
+    frames = 120
+    turn = _head_turn(frames, at=60, step_px=-125.0)
+    left = _smooth_path(frames, (700.0, 400.0), 20.0, 0.0) + turn
+    right = _smooth_path(frames, (1000.0, 400.0), 20.0, 1.0) + turn
+    left[60:63] = np.nan
+    tracker = HandTracker(view="egocentric")
+    out = []
+    for k in range(frames):
+        dets = [_detection("right", right[k], "right", 0.95)]
+        if np.isfinite(left[k]).all():
+            dets.append(_detection("left", left[k], "right" if 63 <= k < 66 else "left", 0.95))
+        dets = [dets[i] for i in rng.permutation(len(dets))]
+        out.append(
+            {side: str(det.payload) for side, det in tracker.update(dets, image_size=(1600, 900)).items()}
+        )
+    assert _swaps(out, start=0) == 0
+    assert all(frame.get("left") == "left" for frame in out[63:])
+
+
+def test_one_hand_reported_twice_is_one_hand() -> None:
+    """MediaPipe now and then reports one hand twice: the copy must not become the other side."""
+    tracker = HandTracker()
+    centre = np.array([400.0, 300.0])
+    for _ in range(20):
+        tracker.update([_detection("right", centre, "right", 0.95)])
+    copy = _detection("right", centre + 6.0, "right", 0.9)
+    out = tracker.update([_detection("right", centre, "right", 0.95), copy])
+    assert list(out) == ["right"] and out["right"].score == 0.95
+
+
+@pytest.mark.parametrize(("view", "expected"), [("egocentric", "left"), ("exocentric", "right")])
+def test_a_new_hand_at_the_edge_takes_its_entry_side_despite_wrong_first_labels(
+    view: str, expected: str
+) -> None:
+    """A hand comes in at the image's left edge; the detector calls it 'right', then 'left', for its
+    first frames. On a head camera that is a left hand from its first frame; facing a person, a right
+    hand (the first labels agree then)."""
+    tracker = HandTracker(view=view)  # type: ignore[arg-type]
+    sides = []
+    for k in range(30):
+        centre = np.array([40.0 + 4 * k, 500.0])
+        if view == "egocentric":
+            label = "right" if k < 2 else "left"
+        else:
+            label = "right" if k < 2 or k % 3 else "left"
+        out = tracker.update([_detection("left", centre, label, 0.95)], image_size=(1280, 720))
+        sides += list(out)
+    assert sides == [expected] * 30
+
+
+def test_no_entry_vote_without_an_image_size_or_with_view_any() -> None:
+    for tracker, size in ((HandTracker(view="egocentric"), None), (HandTracker(view="any"), (1280, 720))):
+        out = tracker.update([_detection("left", np.array([40.0, 500.0]), "right", 0.95)], image_size=size)
+        assert list(out) == ["right"]

@@ -7,9 +7,10 @@ recording into episodes differently. A GT frame without a PRED frame counts as m
 hands. Episodes are the unit of time for the temporal metrics (no difference spans two GT
 episodes), and all metrics pool frames over every episode rather than averaging episode means.
 
-A hand is *present in GT* when valid, presence >= 0.5 and its joints finite; it is *detected* by
-PRED when valid and presence >= `presence_threshold`. The 3D metrics without "-p" score the frames
-where it is both; "-p" scores every GT-present frame, a miss counting as the placeholder hand
+A hand is *present in GT* when valid (its pose finite: `dataset.validity`; the reader narrows
+masks of older layouts) and presence >= 0.5; it is *detected* by PRED when valid and presence >=
+`presence_threshold`. The 3D metrics without "-p" score the frames where it is both; "-p" scores
+every GT-present frame, a miss counting as the placeholder hand
 (`vidihand_ros.metrics.placeholder`). Acc-Err and Jitter are reported per s² (× fps², fps from each
 GT episode's stamps unless given) and per frame² in the JSON.
 """
@@ -250,14 +251,10 @@ def _score_hand(
     gk, pk = g[hand_key(side, "keypoints_2d")], p[hand_key(side, "keypoints_2d")]
     if kp_scale is not None:
         pk = scale_pixels(pk, *kp_scale)
-    with np.errstate(invalid="ignore"):
-        present = (
-            g[hand_key(side, "valid")]
-            & (g[hand_key(side, "presence")] >= GT_PRESENCE_THRESHOLD)
-            & np.isfinite(gj.reshape(len(gj), -1)).all(axis=1)
-        )
+    with np.errstate(invalid="ignore"):  # valid rows have finite joints and keypoints
+        present = g[hand_key(side, "valid")] & (g[hand_key(side, "presence")] >= GT_PRESENCE_THRESHOLD)
         detected = p[hand_key(side, "valid")] & (p[hand_key(side, "presence")] >= threshold)
-    scored = present & detected & np.isfinite(pj.reshape(len(pj), -1)).all(axis=1)
+    scored = present & detected
     filled = m.fill_missed(pj, present, detected, template)
     pool.add(side, "mpjpe_p", m.mpjpe_per_frame(filled, gj, present))
     pool.add(side, "pa_mpjpe_p", m.pa_mpjpe_per_frame(filled, gj, present))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vidihand_ros import __version__
 from vidihand_ros.dataset.staging import open_for_writing
+from vidihand_ros.dataset.validity import estimation_record
 from vidihand_ros.episodes import Peekable, StampLog, checked_time_ranges, split_episodes
 from vidihand_ros.errors import InputError
 from vidihand_ros.estimators.base import AnyPoseEstimator
@@ -202,7 +203,7 @@ def _convert_source(
         attrs = {
             "source": source.source_description,
             "split_index": episode_index,
-            "estimator": estimator_attrs,
+            **estimation_record(estimator_attrs),  # "estimated" and "estimator": ran or not, and which
             "starts_at_clock_reset": stamps.clock_resets > resets_seen,
         }
         resets_seen = stamps.clock_resets
@@ -238,7 +239,10 @@ def feed(
     sinks: Sequence[Sink],
     advance: Callable[[int], None] | None = None,
 ) -> int:
-    """The loop every front end runs: frames → PoseStream → sinks, then flush; returns the count."""
+    """The loop every front end runs: frames → PoseStream → sinks, then flush; returns the count.
+
+    `advance(1)` follows each frame written, so progress counts frames, not the stream's batches.
+    """
     count = 0
     for frame in frames:
         count += _deliver(sinks, stream.push(frame), advance)
@@ -246,7 +250,11 @@ def feed(
 
 
 def _deliver(sinks: Sequence[Sink], pairs: list[Pair], advance: Callable[[int], None] | None) -> int:
-    count = write_all(sinks, pairs)
-    if advance and count:
-        advance(count)
-    return count
+    """Write pairs to the sinks, advancing progress by 1 after each frame so the bar moves with the
+    writes rather than a whole window at a time."""
+    if advance is None:
+        return write_all(sinks, pairs)
+    for pair in pairs:
+        write_all(sinks, (pair,))
+        advance(1)
+    return len(pairs)

@@ -41,9 +41,12 @@ def resolve_window(
     estimator: AnyPoseEstimator | None, window: int | None, stride: int | None
 ) -> tuple[int, int]:
     """(window, stride): `window` None takes the estimator's own (`EstimatorInfo.window`), else 81;
-    `stride` None is the window (no overlap)."""
-    native = estimator.info.window if estimator is not None else None
-    window = window or native or DEFAULT_WINDOW
+    `stride` None is the estimator's own stride when the window is its own too, else the window
+    (no overlap)."""
+    info = estimator.info if estimator is not None else None
+    if window is None and stride is None and info is not None and info.window:
+        stride = info.stride
+    window = window or (info.window if info else None) or DEFAULT_WINDOW
     if stride is not None and stride > window:
         raise InputError(f"--stride {stride} is larger than --window {window}: frames would be lost")
     try:

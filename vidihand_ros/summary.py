@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vidihand_ros.dataset.reader import DatasetReader
+from vidihand_ros.dataset.reader import HONEST_VALID_LAYOUT, DatasetReader
 from vidihand_ros.dataset.schema import hand_key
 from vidihand_ros.types import HAND_SIDES
 
@@ -33,6 +33,7 @@ def summarise(path: Path) -> dict[str, Any]:
         keys[key] = {"shape": [reader.num_frames, *array.shape[1:]], "dtype": str(array.dtype)}
     return {
         "path": str(path),
+        "layout_version": reader.layout_version,
         "episodes": episodes,
         "num_frames": reader.num_frames,
         "keys": keys,
@@ -41,11 +42,18 @@ def summarise(path: Path) -> dict[str, Any]:
 
 
 def _hand_share(reader: DatasetReader, episode: int, side: str) -> float | None:
-    """Share of frames where the hand was seen; None when nothing was estimated (frames-only)."""
+    """Share of frames with a valid, present hand; None when the episode has no poses (frames-only).
+
+    The episode's record says whether it has poses; when it does not say (other tools), an
+    episode without any valid row counts as having none.
+    """
     valid = hand_key(side, "valid")
-    if valid in reader.keys and not reader.episode(episode, keys=[valid])[valid].any():
+    if valid not in reader.keys:
         return None
-    return _round(reader.hand_share(episode, side))
+    has_poses = reader.has_poses(episode)
+    if has_poses is None:
+        has_poses = bool(reader.episode(episode, keys=[valid])[valid].any())
+    return _round(reader.hand_share(episode, side)) if has_poses else None
 
 
 def _round(value: float | None) -> float | None:
@@ -58,6 +66,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 
     console = Console()
     console.print(summary["path"], style="bold")
+    console.print(_layout_line(summary.get("layout_version")))
     episodes = Table(title=f"{len(summary['episodes'])} episodes, {summary['num_frames']} frames")
     for column in ("episode", "frames", "fps", "left hand", "right hand", "source"):
         episodes.add_column(column, justify="left" if column == "source" else "right")
@@ -78,6 +87,15 @@ def print_summary(summary: dict[str, Any]) -> None:
     for key, info in summary["keys"].items():
         keys.add_row(key, " × ".join(map(str, info["shape"])), info["dtype"])
     console.print(keys)
+
+
+def _layout_line(version: int | None) -> str:
+    """The layout version, and how an older one's masks are read (docs/dataset.md)."""
+    if version is None:
+        return "layout: not written by vidihand_ros (hand_valid, if any, narrowed to finite poses)"
+    if version < HONEST_VALID_LAYOUT:
+        return f"layout version {version} (hand_valid narrowed to finite poses on read; append refused)"
+    return f"layout version {version}"
 
 
 def _fmt(value: float | None, pattern: str) -> str:

@@ -1,4 +1,9 @@
-"""The progress bar of `vidihand convert`: one rich bar per input, only on a terminal."""
+"""The progress bar of `vidihand convert`: one rich bar per input, on stderr, only on a terminal.
+
+On stderr, not rich's default stdout: stdout carries the result line (`wrote N episode(s) ...`),
+which a script may read, and stderr is the stream whose `isatty()` enables the bar. The pipeline
+advances it once per frame written.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ class ProgressBar:
     def __enter__(self) -> ProgressCallback | None:
         if not self.enabled:
             return None
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         bar = self._bar = Progress(
@@ -29,6 +35,7 @@ class ProgressBar:
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
+            console=Console(stderr=True),
             transient=False,
         )
         bar.__enter__()

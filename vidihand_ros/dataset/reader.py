@@ -2,7 +2,9 @@
 
 Rows beyond the last committed end are leftovers of an interrupted writer and do not exist for
 the reader. Works for any diffusion_policy / UMI replay buffer (directory or `.zarr.zip`); the
-vidihand_ros attributes are used where present.
+vidihand_ros attributes are used where present. `<side>_hand_valid` always reads with the current
+meaning (`dataset.validity`): the stored mask of layout 1, which also covers NaN rows, and that of
+a dataset without our layout attributes are narrowed to the rows whose pose is finite.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vidihand_ros.dataset import zarr_compat as zc
-from vidihand_ros.dataset.schema import EPISODE_ENDS, IMAGE_KEY, hand_key
+from vidihand_ros.dataset.schema import EPISODE_ENDS, IMAGE_KEY, LAYOUT, hand_key
+from vidihand_ros.dataset.validity import REQUIRED_FIELDS, episode_has_poses, honest_valid
 from vidihand_ros.errors import DatasetError
 from vidihand_ros.types import HAND_SIDES
+
+#: The first layout whose stored `<side>_hand_valid` means "pose usable" (read as stored).
+HONEST_VALID_LAYOUT = 2
 
 
 class DatasetReader:
@@ -50,6 +56,33 @@ class DatasetReader:
                 )
         self.attrs: dict[str, Any] = zc.get_attrs(self._root)
         self._records: list[Any] = list(zc.get_attrs(self._meta).get("episodes", []))
+        version = self.layout_version
+        if version is None or version < HONEST_VALID_LAYOUT:
+            self._narrow_valid_masks()
+
+    @property
+    def layout_version(self) -> int | None:
+        """The vidihand_ros layout version (`schema.LAYOUT_VERSION` when written now).
+
+        None for a replay buffer written by another tool (no vidihand_ros layout attributes): its
+        `<side>_hand_valid`, if it has one, is read like layout 1's, narrowed to finite poses.
+        """
+        if self.attrs.get("layout") != LAYOUT:
+            return None
+        version = self.attrs.get("layout_version")
+        return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+    def _narrow_valid_masks(self) -> None:
+        """Wrap each stored valid mask (and presence) of an older layout so every read is honest."""
+        for side in HAND_SIDES:
+            key = hand_key(side, "valid")
+            if key in self._arrays:
+                stored = self._arrays[key]
+                fields = {f: self._arrays.get(hand_key(side, f)) for f in REQUIRED_FIELDS}
+                self._arrays[key] = NarrowedValid(stored, fields)
+                presence = hand_key(side, "presence")
+                if presence in self._arrays:
+                    self._arrays[presence] = NarrowedPresence(self._arrays[presence], stored)
 
     @property
     def episode_ends(self) -> NDArray[np.int64]:
@@ -73,7 +106,10 @@ class DatasetReader:
         return [k for k, a in self._arrays.items() if len(a.shape) == 4 and a.dtype == np.uint8]
 
     def array(self, key: str) -> zc.Array:
-        """The raw zarr array (all rows, including any uncommitted leftovers past `num_frames`)."""
+        """The zarr array (all rows, including any uncommitted leftovers past `num_frames`).
+
+        Raw, except `<side>_hand_valid` of an older layout: a `NarrowedValid` that indexes like it.
+        """
         return self._arrays[key]
 
     def bounds(self, i: int) -> tuple[int, int]:
@@ -113,6 +149,13 @@ class DatasetReader:
         i %= self.num_episodes
         return dict(self._records[i]) if i < len(self._records) else {}
 
+    def has_poses(self, i: int) -> bool | None:
+        """Whether episode `i`'s hand keys hold poses (estimated or ground truth), from its record.
+
+        False for a frames-only episode; None when the record does not say (other tools' datasets).
+        """
+        return episode_has_poses(self.episode_attrs(i))
+
     def fps(self, i: int) -> float:
         """Frame rate from the median stamp step (robust to dropped frames); NaN below 2 frames."""
         start, stop = self.bounds(i)
@@ -126,7 +169,7 @@ class DatasetReader:
         return 1.0 / step if step > 0 else float("nan")
 
     def hand_share(self, i: int, side: str, min_presence: float = 0.5) -> float:
-        """Share of the episode's frames where the `side` hand was estimated and likely present."""
+        """Share of the episode's frames where the `side` hand's pose is valid and likely present."""
         if side not in HAND_SIDES:
             raise ValueError(f"hand side must be one of {HAND_SIDES}, got {side!r}")
         start, stop = self.bounds(i)
@@ -135,3 +178,61 @@ class DatasetReader:
         valid = np.asarray(self._arrays[hand_key(side, "valid")][start:stop], dtype=bool)
         presence = np.asarray(self._arrays[hand_key(side, "presence")][start:stop])
         return float(np.mean(valid & (presence >= min_presence)))
+
+
+class _DerivedRows:
+    """A stored array read through a rule: shape, dtype, chunks and attrs stay the stored array's."""
+
+    def __init__(self, stored: zc.Array) -> None:
+        self.stored = stored
+
+    def __getitem__(self, selection: Any) -> NDArray[Any]:
+        raise NotImplementedError
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
+        values = self[...]
+        return values if dtype is None else values.astype(dtype)
+
+    def __len__(self) -> int:
+        return int(self.stored.shape[0])
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "stored":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.stored, name)
+
+
+def _rows(selection: Any) -> Any:
+    """The row part of an index (an int, a slice, `...`, or a 1-tuple of one)."""
+    return selection[0] if isinstance(selection, tuple) and len(selection) == 1 else selection
+
+
+class NarrowedValid(_DerivedRows):
+    """A stored `<side>_hand_valid` that may be True on NaN rows, read as `validity.honest_valid`.
+
+    Indexing along rows reads the stored mask and the same rows of the required fields.
+    """
+
+    def __init__(self, stored: zc.Array, fields: dict[str, zc.Array | None]) -> None:
+        super().__init__(stored)
+        self._fields = fields
+
+    def __getitem__(self, selection: Any) -> NDArray[np.bool_]:
+        rows = _rows(selection)
+        values = {name: None if a is None else np.asarray(a[rows]) for name, a in self._fields.items()}
+        return honest_valid(np.asarray(self.stored[selection]), values)
+
+
+class NarrowedPresence(_DerivedRows):
+    """A stored `<side>_hand_presence` of layout 1, which stored 0 where nothing was estimated:
+    NaN there (the stored valid mask said so), as layout 2 stores it."""
+
+    def __init__(self, stored: zc.Array, estimated: zc.Array) -> None:
+        super().__init__(stored)
+        self._estimated = estimated
+
+    def __getitem__(self, selection: Any) -> NDArray[np.float32]:
+        presence = np.asarray(self.stored[selection], dtype=np.float32)
+        return np.where(
+            np.asarray(self._estimated[_rows(selection)], dtype=bool), presence, np.float32(np.nan)
+        )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from vidihand_ros.dataset.schema import HAND_FIELDS, LOWDIM_SPECS, MAX_DISTORTION, KeySpec, hand_key
+from vidihand_ros.dataset.validity import REQUIRED_FIELDS, usable
 from vidihand_ros.errors import DatasetError
 from vidihand_ros.geometry.resize import scale_intrinsics, scale_pixels
 from vidihand_ros.types import HAND_SIDES, CameraModel, Frame, FramePoses, HandPose
@@ -91,8 +92,8 @@ class RowBlock:
         self.arrays["camera0_distortion"][k, : len(camera.D)] = camera.D
 
     def _put_hand(self, k: int, side: str, hand: HandPose, scale: tuple[float, float]) -> None:
+        """Store the hand's values; valid only where the stored (float32, scaled) pose is usable."""
         a = self.arrays
-        a[hand_key(side, "valid")][k] = True
         a[hand_key(side, "presence")][k] = hand.presence
         a[hand_key(side, "filled")][k] = hand.filled
         for field, _, _ in HAND_FIELDS:
@@ -100,6 +101,8 @@ class RowBlock:
             if field == "keypoints_2d" and scale != (1.0, 1.0):
                 value = scale_pixels(value, *scale)
             a[hand_key(side, field)][k] = value
+        joints, keypoints, wrist = (a[hand_key(side, f)][k] for f in REQUIRED_FIELDS)
+        a[hand_key(side, "valid")][k] = bool(usable(joints, keypoints, wrist))
 
 
 #: Writes rows of every key starting at a row: `write(start, {key: rows})`.

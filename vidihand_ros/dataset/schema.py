@@ -3,7 +3,9 @@
 Single source of truth for the writer, the reader and the docs. The layout is the diffusion_policy /
 UMI replay buffer (zarr format 2): `data/<key>` arrays concatenated over all episodes along axis 0,
 `meta/episode_ends` the cumulative end row of each episode. A value that was not estimated is NaN
-(never zero); `<side>_hand_valid` says whether an estimate exists at all.
+(never zero); `<side>_hand_valid` says where the hand's pose is usable (joints, 2D keypoints and
+wrist finite: `dataset.validity`), and each episode's meta record whether an estimator ran at all.
+Layout 1 datasets (valid also on NaN rows) are read with the honest mask (docs/dataset.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from vidihand_ros.types import HAND_SIDES, NUM_BETAS, NUM_HAND_POSE_JOINTS, NUM_
 
 LAYOUT = "diffusion_policy_replay_buffer"
 #: Bumped whenever a key, dtype or meaning changes.
-LAYOUT_VERSION = 1
+#: 2: `<side>_hand_valid` is True only where joints_3d, keypoints_2d and wrist_pos are all finite
+#:    (1: wherever the estimator returned the hand, NaN rows included); episode records state
+#:    `estimated` (and `estimator`). Readers recompute the mask of layout 1; writers append to 2 only.
+LAYOUT_VERSION = 2
 
 IMAGE_KEY = "camera0_rgb"
 CAMERA_KEYS = (IMAGE_KEY,)
@@ -53,18 +58,19 @@ def _f32(name: str, shape: tuple[int, ...], description: str) -> KeySpec:
 
 
 _CAM = "camera optical frame (x right, y down, z forward)"
+_OPTIONAL = "Optional: NaN on a valid row without MANO (no MANO files)."
 
 #: Per-hand fields: (field, per-frame shape, description). Key names are `{side}_hand_{field}`.
 HAND_FIELDS: tuple[tuple[str, tuple[int, ...], str], ...] = (
-    ("global_orient", (3,), f"MANO global orientation, axis-angle in radians, {_CAM}."),
+    ("global_orient", (3,), f"MANO global orientation, axis-angle in radians, {_CAM}. {_OPTIONAL}"),
     (
         "hand_pose",
         (NUM_HAND_POSE_JOINTS, 3),
         "MANO rotations of the 15 finger joints, axis-angle in radians, "
-        "each relative to its parent (flat hand mean, no PCA).",
+        f"each relative to its parent (flat hand mean, no PCA). {_OPTIONAL}",
     ),
-    ("betas", (NUM_BETAS,), "MANO shape coefficients (unitless)."),
-    ("transl", (3,), f"MANO translation in metres, {_CAM}."),
+    ("betas", (NUM_BETAS,), f"MANO shape coefficients (unitless). {_OPTIONAL}"),
+    ("transl", (3,), f"MANO translation in metres, {_CAM}. {_OPTIONAL}"),
     ("joints_3d", (NUM_JOINTS, 3), f"21 joints (wrist, then thumb→pinky, base→tip) in metres, {_CAM}."),
     (
         "keypoints_2d",
@@ -76,7 +82,7 @@ HAND_FIELDS: tuple[tuple[str, tuple[int, ...], str], ...] = (
         "wrist_rot_axis_angle",
         (3,),
         f"Wrist (palm frame: x along the fingers, z out of the back of the hand) orientation, axis-angle "
-        f"in radians, {_CAM}.",
+        f"in radians, {_CAM}. May be NaN on a valid row (ground truth without MANO).",
     ),
 )
 
@@ -92,21 +98,26 @@ def _hand_specs(side: str) -> list[KeySpec]:
             np.dtype(np.bool_),
             (),
             False,
-            f"True when the estimator produced an estimate for the {side} hand in this frame.",
+            f"True where the {side} hand's pose is usable: joints_3d, keypoints_2d and wrist_pos all "
+            f"finite, observed or filled across a gap ({side}_hand_filled says which). The MANO keys "
+            "(global_orient, hand_pose, betas, transl) and wrist_rot_axis_angle are optional and may be "
+            "NaN on a valid row (no MANO files); whether an estimator ran is in the episode's record.",
         ),
         KeySpec(
             hand_key(side, "presence"),
             np.dtype(np.float32),
             (),
-            0.0,
-            f"Estimated probability (0..1) that the {side} hand is in view; 0 without an estimate.",
+            float("nan"),
+            f"Estimated probability (0..1) that the {side} hand is in view: 0 where the estimator (or "
+            "the annotation) says it is not; NaN where nothing was estimated (frames-only, not annotated).",
         ),
         KeySpec(
             hand_key(side, "filled"),
             np.dtype(np.bool_),
             (),
             False,
-            f"True when the {side} hand's values were interpolated across a short gap, not observed.",
+            f"True when the {side} hand's values were interpolated across a short gap, not observed "
+            "(valid when they are finite).",
         ),
     ]
     specs += [_f32(hand_key(side, field), shape, desc) for field, shape, desc in HAND_FIELDS]

@@ -315,14 +315,16 @@ class DatasetWriter:
         provenance: Any,
     ) -> None:
         self._prepare_directory(mode)
+        appending = mode == "a" and zc.is_group_dir(self.path)
+        if appending:  # before the lock file is made: a refused append writes nothing
+            self._check_layout(zc.open_group(self.path, "r"))
         self._lock = acquire_lock(self.path)
-        if mode == "w" or not zc.is_group_dir(self.path):
+        if appending:
+            self._root = zc.open_group(self.path, "r+")
+        else:
             self._clear_directory()
             self._root = zc.open_group(self.path, "a")
             self._create_layout(image_size, jpeg_quality, provenance)
-        else:
-            self._root = zc.open_group(self.path, "r+")
-            self._check_layout()
         self._open_layout(image_size, jpeg_quality, reencode)
         self._truncate(self.published_frames)
         self._start_session(mode, provenance)
@@ -406,16 +408,14 @@ class DatasetWriter:
         )
         zc.update_attrs(meta, {"episodes": []})
 
-    def _check_layout(self) -> None:
-        attrs = zc.get_attrs(self._root)
-        if zc.zarr_format(self._root) != 2 or attrs.get("layout") != LAYOUT:
+    def _check_layout(self, root: zc.Group) -> None:
+        """Refuse to append to anything but a dataset of this writer's layout version."""
+        attrs = zc.get_attrs(root)
+        if zc.zarr_format(root) != 2 or attrs.get("layout") != LAYOUT:
             raise DatasetError("not a vidihand_ros dataset; can only append to one", source=self.path)
-        if attrs.get("layout_version") != LAYOUT_VERSION:
-            raise DatasetError(
-                f"dataset layout version {attrs.get('layout_version')}, this writer appends to "
-                f"version {LAYOUT_VERSION} only",
-                source=self.path,
-            )
+        version = attrs.get("layout_version")
+        if version != LAYOUT_VERSION:
+            raise DatasetError(layout_refusal(version), source=self.path)
 
     def _open_layout(self, image_size: tuple[int, int] | None, jpeg_quality: int, reencode: bool) -> None:
         assert self._root is not None
@@ -556,6 +556,20 @@ class DatasetWriter:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+def layout_refusal(version: object) -> str:
+    """Why a dataset of layout `version` cannot be appended to, and what to do, in one line."""
+    if isinstance(version, int) and version < LAYOUT_VERSION:
+        return (
+            f"dataset layout version {version} is older than this writer's {LAYOUT_VERSION} "
+            "(its hand_valid masks mean something else); appending is refused: convert again into "
+            "a new dataset (reading this one works)"
+        )
+    return (
+        f"dataset layout version {version}, this writer appends to version {LAYOUT_VERSION} only; "
+        "append with the vidihand_ros that wrote it, or convert into a new dataset"
+    )
 
 
 class WriterLock:

@@ -29,6 +29,8 @@ class EstimatorInfo:
     #: The window length (frames) the estimator is built for; None when any length works. It is
     #: the default `--window`, so a model trained on 9-frame clips is run on 9-frame windows.
     window: int | None = None
+    #: The stride that goes with `window` when neither is given (None: the window, no overlap).
+    stride: int | None = None
 
     def as_attrs(self) -> dict[str, object]:
         return {
@@ -37,6 +39,7 @@ class EstimatorInfo:
             "checkpoint_sha256": self.checkpoint_sha256,
             "options": dict(self.options),
             "window": self.window,
+            "stride": self.stride,
         }
 
 

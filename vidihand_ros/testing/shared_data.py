@@ -1,4 +1,4 @@
-"""Locate the real hand photos that tests, benchmarks and the example builder use.
+"""Locate the real hand photos (and videos) that tests, benchmarks and the example builder use.
 
 They are third-party (HaMeR's example images, MIT licence), so they are never committed: every
 development machine and CI keeps them read-only beside the checkout, in `<repo>/../shared/data/hands`
@@ -25,7 +25,11 @@ SOURCE = (
 )
 
 
-class HandPhotosMissing(FileNotFoundError):
+class SharedDataMissing(FileNotFoundError):
+    """A shared third-party file (photo, video) is not where it was looked for."""
+
+
+class HandPhotosMissing(SharedDataMissing):
     """The shared hand photos are not where they were looked for."""
 
 
@@ -64,3 +68,18 @@ def hand_photo_path(n: int, folder: Path | None = None) -> Path:
 def hand_photo_paths(folder: Path | None = None) -> list[Path]:
     """All three photos, in order (hamer_test1, 3, 5)."""
     return [hand_photo_path(n, folder) for n in PHOTO_NUMBERS]
+
+
+#: The real two-hand video (Dyn-HaMR's test/videos/demo3.mp4, MIT), in `<repo>/../shared/data/video`.
+TWO_HANDS_VIDEO = "two_hands_interacting.mp4"
+
+
+def video_path(name: str = TWO_HANDS_VIDEO) -> Path:
+    """A shared real video, checked to exist (the folder's README gives its source and licence)."""
+    path = repo_root().parent / "shared" / "data" / "video" / name
+    if not path.is_file():
+        raise SharedDataMissing(
+            f"video {path} not found: it is kept outside the repository in ../shared/data/video "
+            "(see that folder's README for its source)."
+        )
+    return path

@@ -97,7 +97,7 @@ class WindowData:
     hands: dict[str, dict[str, NDArray[Any]]]
 
     def present(self, side: str, min_presence: float = 0.5) -> NDArray[np.bool_]:
-        """(T,) frames where the `side` hand is annotated and present."""
+        """(T,) frames where the `side` hand is valid (annotated, pose finite) and present."""
         rows = self.hands[side]
         presence = np.nan_to_num(rows["presence"].astype(np.float32), nan=0.0)
         return np.asarray(rows["valid"], dtype=bool) & (presence >= min_presence)
@@ -161,7 +161,11 @@ class GroundTruthWindows(Sequence[WindowData]):
         return stop - start
 
     def _check_poses(self, require: Sequence[str]) -> None:
-        """Raise unless some frame has an annotated hand with every required field finite."""
+        """Raise unless some frame has a valid hand with every required field finite.
+
+        The reader narrows valid masks of older layouts (`DatasetReader.array`), so a NaN row never
+        counts, whichever version wrote the dataset.
+        """
         keys = set(self.reader.keys)
         fields = ["valid", *require]
         missing = [hand_key(s, f) for s in HAND_SIDES for f in fields if hand_key(s, f) not in keys]
@@ -234,10 +238,10 @@ class GroundTruthWindows(Sequence[WindowData]):
                 if key in self.reader.keys:
                     part[f] = np.asarray(self.reader.array(key)[rows])
             valid = part.setdefault("valid", np.zeros(self.window, bool)).astype(bool)
-            part.setdefault("presence", np.zeros(self.window, np.float32))
+            part.setdefault("presence", np.full(self.window, np.nan, np.float32))
             if "keypoints_2d" in part and (sx, sy) != (1.0, 1.0):
                 part["keypoints_2d"] = scale_pixels(part["keypoints_2d"].astype(np.float32), sx, sy)
-            for f, array in part.items():  # an unannotated frame carries no ground truth
+            for f, array in part.items():  # a frame without a valid hand carries no ground truth
                 if f not in ("valid", "presence") and array.dtype.kind == "f":
                     array[~valid] = np.nan
             hands[side] = part
@@ -349,8 +353,9 @@ def mano_vertices(
 
 
 def window_targets(data: WindowData) -> DecoderTargets:
-    """`DecoderTargets` (batch of one window) from the stored poses: an unannotated hand is unknown
-    (NaN presence and geometry), as `DecoderTargets.from_frame_poses` makes a `None` hand."""
+    """`DecoderTargets` (batch of one window) from the stored poses: a hand without a valid row has
+    NaN geometry; its presence is the stored one (0: annotated absent, NaN: unknown, as
+    `DecoderTargets.from_frame_poses` makes a `None` hand)."""
     import torch
 
     from vidihand_ros.training.losses import DecoderTargets
@@ -366,8 +371,8 @@ def window_targets(data: WindowData) -> DecoderTargets:
     parts: dict[str, list[NDArray[np.float32]]] = {name: [] for name in ("presence", *shapes)}
     for side in HAND_SIDES:
         rows = data.hands[side]
-        valid = np.asarray(rows["valid"], dtype=bool)
-        parts["presence"].append(np.where(valid, rows["presence"], np.nan).astype(np.float32))
+        # Presence is known wherever it is finite: 0 on an annotated absent hand, NaN where unknown.
+        parts["presence"].append(np.asarray(rows["presence"], dtype=np.float32))
         for name, shape in shapes.items():
             value = rows.get(name)
             parts[name].append(

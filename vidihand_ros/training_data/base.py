@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from vidihand_ros.dataset.schema import HAND_FIELDS, hand_key
+from vidihand_ros.dataset.validity import usable
 from vidihand_ros.errors import InputError
 from vidihand_ros.geometry.resize import scale_intrinsics
 from vidihand_ros.mano.pickles import PickleBudgetError, UnsafePickleError, restricted_unpickle
@@ -387,8 +388,11 @@ def visible_presence(hand: HandPose, camera: CameraModel) -> float:
 def gt_arrays(sequence: Sequence) -> dict[str, np.ndarray]:
     """The sequence's ground truth as stacked arrays named like the dataset keys (no images).
 
-    `{side}_hand_valid` is False where the dataset gives no annotation; every other value of such
-    a row is NaN (presence 0), as in a written dataset.
+    `{side}_hand_valid` means what it means in a written dataset (`dataset.validity`): the hand's
+    joints, 2D keypoints and wrist are all finite. A frame without annotation is NaN (presence
+    too: unknown, not absent) and not valid; an annotated hand lacking any of those (joints
+    without MANO files) is not valid either, though its other values (presence, MANO, keypoints)
+    are kept.
     """
     n = len(sequence)
     out: dict[str, np.ndarray] = {
@@ -398,21 +402,21 @@ def gt_arrays(sequence: Sequence) -> dict[str, np.ndarray]:
         else np.zeros((0, 3, 3), np.float32),
     }
     for side in HAND_SIDES:
-        valid = np.zeros(n, dtype=bool)
-        presence = np.zeros(n, dtype=np.float32)
+        presence = np.full(n, np.nan, dtype=np.float32)  # not annotated: unknown, not absent
         fields = {name: np.full((n, *shape), np.nan, dtype=np.float32) for name, shape, _ in HAND_FIELDS}
         for i, poses in enumerate(sequence.poses):
             hand = poses.hand(side)
             if hand is None:
                 continue
-            valid[i] = True
             presence[i] = hand.presence
             for name in fields:
                 source = {"wrist_pos": "wrist_position", "wrist_rot_axis_angle": "wrist_orient"}.get(
                     name, name
                 )
                 fields[name][i] = getattr(hand, source)
-        out[hand_key(side, "valid")] = valid
+        out[hand_key(side, "valid")] = usable(
+            fields["joints_3d"], fields["keypoints_2d"], fields["wrist_pos"]
+        )
         out[hand_key(side, "presence")] = presence
         out.update({hand_key(side, name): value for name, value in fields.items()})
     return out

@@ -3,7 +3,8 @@
 The result has the same keys as a dataset written by `vidihand convert`, so `vidihand eval
 PRED GT` compares a prediction against it row by row, and decoder training reads images,
 intrinsics and targets from one place. Episode records carry the source dataset, sequence name
-and the loader's conversion notes; the dataset's provenance says it is ground truth.
+and the loader's conversion notes under `ground_truth`, and `estimated: false` (no estimator ran);
+the dataset's provenance says it is ground truth.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 from vidihand_ros.dataset.schema import DEFAULT_JPEG_QUALITY
 from vidihand_ros.dataset.staging import open_for_writing
+from vidihand_ros.dataset.validity import estimation_record
 from vidihand_ros.errors import InputError
 from vidihand_ros.training_data.arctic import ArcticLoader
 from vidihand_ros.training_data.base import Sequence, SequenceLoader
@@ -92,10 +94,11 @@ def write_sequences(
 
 
 def episode_attrs(sequence: Sequence) -> dict[str, Any]:
-    """The episode record: task text plus where the ground truth came from."""
+    """The episode record: task text plus where the ground truth came from (no estimator ran)."""
     extra = {k: v for k, v in sequence.attrs.items() if k != "task"}
     return {
         "task": str(sequence.attrs.get("task", sequence.name)),
+        **estimation_record(None),
         "ground_truth": {
             "dataset": sequence.dataset,
             "sequence": sequence.name,

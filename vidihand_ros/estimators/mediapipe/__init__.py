@@ -1,1 +1,1 @@
-"""The MediaPipe Hands baseline: detector, side tracking, One Euro smoothing, the estimator (`hands`)."""
+"""The MediaPipe Hands baseline: detector, side tracking, steady metric 3D, the estimator (`hands`)."""

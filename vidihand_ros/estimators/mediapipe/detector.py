@@ -33,8 +33,9 @@ _OTHER_SIDE = {"left": "right", "right": "left"}
 
 def import_mediapipe() -> ModuleType:
     """Import mediapipe, or explain how to install it (an InputError the CLI prints as one line)."""
-    # glog (MediaPipe's C++ logging) writes INFO/WARNING lines to stderr for every graph; keep
-    # errors only, unless the user asked for more.
+    # Errors only, for builds whose C++ code logs through glog. 0.10.21 logs through absl and
+    # TFLite, which ignore this and write to fd 2 directly: the CLI filters those lines there
+    # unless -v (`vidihand_ros.native_stderr`).
     os.environ.setdefault("GLOG_minloglevel", "2")
     try:
         import mediapipe

@@ -1,8 +1,9 @@
 """The `mediapipe` estimator: MediaPipe Hands → tracked, metric, smoothed two-hand poses.
 
 Real hand poses before anyone has ViDiHand weights, on one CPU core: detection, side tracking,
-undistortion + the shared WLS translation solve, One Euro smoothing, optional gap filling and MANO
-fit. How and why, step by step, with the options: docs/mediapipe.md.
+one hand size per side, zero-lag smoothing over the window, undistortion + the shared WLS
+translation solve, joints on the keypoints' rays, optional gap filling and MANO fit. How and why,
+step by step, with the options: docs/mediapipe.md.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,16 +20,17 @@ from vidihand_ros.errors import InputError
 from vidihand_ros.estimators.base import EstimatorInfo
 from vidihand_ros.estimators.mediapipe.detector import MediaPipeHandDetector, RawHand
 from vidihand_ros.estimators.mediapipe.filtering import OneEuroFilter, fill_gaps
-from vidihand_ros.estimators.mediapipe.tracking import Detection, HandTracker
+from vidihand_ros.estimators.mediapipe.temporal import HandScale, backproject, steady_joints
+from vidihand_ros.estimators.mediapipe.tracking import VIEWS, Detection, HandTracker, View
 from vidihand_ros.geometry.distortion import undistort_points
 from vidihand_ros.geometry.palm import palm_orientation
 from vidihand_ros.geometry.translation import solve_translation
-from vidihand_ros.types import HAND_SIDES, NUM_JOINTS, Frame, FramePoses, HandPose, Window
+from vidihand_ros.types import HAND_SIDES, NUM_JOINTS, CameraModel, Frame, FramePoses, HandPose, Window
 
 if TYPE_CHECKING:
     from vidihand_ros.mano.layer import ManoLayer
 
-__all__ = ["MediaPipeHandsEstimator", "MediaPipeOptions", "create"]
+__all__ = ["HandDetector", "MediaPipeHandsEstimator", "MediaPipeOptions", "create"]
 
 NAME = "mediapipe"
 #: Assumed frame period when stamps do not increase (an unstamped driver): 30 fps.
@@ -37,6 +39,18 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 FrameKey = tuple[int, int]
+#: "on": zero-lag smoothing over the window (default); "causal": One Euro filters, frame by frame,
+#: for the lowest latency on a live robot; "off": none.
+Smoothing = Literal["on", "causal", "off"]
+
+#: The window and stride `--window`/`--stride` default to: overlapping windows give every frame
+#: future context for the smoothing, and 16 frames keep a live node's latency near half a second.
+NATIVE_WINDOW = 32
+NATIVE_STRIDE = 16
+#: Frames before a window that its smoothing sees (the depth kernel reaches 3σ ≈ 12 frames).
+CONTEXT_FRAMES = 16
+#: One Euro parameters for log-depth (smoothing=causal): depth is the noisiest coordinate.
+CAUSAL_LOG_DEPTH: dict[str, float] = {"min_cutoff": 0.5, "beta": 2.0, "d_cutoff": 1.0}
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,8 @@ class MediaPipeOptions:
     min_tracking_confidence: float = 0.5
     mirrored: bool = False
     max_gap: int = 0
-    smoothing: bool = True
+    smoothing: Smoothing = "on"
+    view: View = "egocentric"
     mano_dir: str | None = None
 
     @classmethod
@@ -78,7 +93,8 @@ class MediaPipeOptions:
             ),
             mirrored=_parse_bool(get("mirrored", "false"), "mirrored"),
             max_gap=max_gap,
-            smoothing=_parse_bool(get("smoothing", "on"), "smoothing"),
+            smoothing=_parse_smoothing(get("smoothing", "on")),
+            view=_parse_view(get("view", "egocentric")),
             mano_dir=str(Path(mano_dir).expanduser()) if mano_dir else None,
         )
 
@@ -90,6 +106,25 @@ def _parse_bool(value: str, name: str) -> bool:
     if lowered in _FALSE:
         return False
     raise InputError(f"mediapipe option {name} must be true/false (or on/off, 1/0), got {value!r}")
+
+
+def _parse_smoothing(value: str) -> Smoothing:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return "on"
+    if lowered in _FALSE:
+        return "off"
+    if lowered == "causal":
+        return "causal"
+    raise InputError(f"mediapipe option smoothing must be on, causal or off, got {value!r}")
+
+
+def _parse_view(value: str) -> View:
+    lowered = value.strip().lower()
+    for view in VIEWS:
+        if lowered == view:
+            return view
+    raise InputError(f"mediapipe option view must be one of {', '.join(VIEWS)}, got {value!r}")
 
 
 def _parse_int(value: str, name: str) -> int:
@@ -109,50 +144,77 @@ def _parse_unit(value: str, name: str) -> float:
     return number
 
 
+class HandDetector(Protocol):
+    """Per-frame hands in stream order: what `MediaPipeHandDetector` is to this estimator."""
+
+    version: str
+
+    def detect(self, rgb: NDArray[np.uint8]) -> list[RawHand]: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class _Seen:
-    """One hand in one frame after tracking, the metric solve and smoothing."""
+    """One hand in one frame after tracking (and, with causal smoothing, filtering)."""
 
     presence: float
-    keypoints_2d: NDArray[np.float64]  # (21, 2) pixels
-    joints_3d: NDArray[np.float64]  # (21, 3) metres, camera frame (NaN without intrinsics)
+    keypoints_2d: NDArray[np.float64]  # (21, 2) pixels, as in the image (distorted)
+    world: NDArray[np.float64]  # (21, 3) metres, hand-centred, rescaled to the hand's size
+    #: (21, 3) final camera-frame joints when they are made frame by frame (causal smoothing).
+    joints_3d: NDArray[np.float64] | None = None
 
 
 #: One frame's result per side; a side missing from the dict was not seen.
 _FrameResult = dict[str, _Seen]
 
 
-class _SideFilters:
-    """One Euro filters for one hand's joints (metres) and keypoints (pixels)."""
+@dataclass
+class _Processed:
+    """A frame of the timeline: when it was taken, its camera, and what was seen in it."""
+
+    t_s: float
+    camera: CameraModel | None
+    result: _FrameResult
+
+
+class _CausalFilters:
+    """One Euro filters for one hand (smoothing=causal): keypoints, shape and log-depth."""
 
     def __init__(self) -> None:
-        self.joints = OneEuroFilter.for_metres()
         self.keypoints = OneEuroFilter.for_pixels()
+        self.world = OneEuroFilter.for_metres()
+        self.log_depth = OneEuroFilter(**CAUSAL_LOG_DEPTH)
 
     def reset(self) -> None:
-        self.joints.reset()
-        self.keypoints.reset()
+        for f in (self.keypoints, self.world, self.log_depth):
+            f.reset()
 
 
 class MediaPipeHandsEstimator:
     """Implements PoseEstimator with MediaPipe Hands; see the module docstring for the pipeline."""
 
-    def __init__(self, options: MediaPipeOptions | None = None) -> None:
+    def __init__(self, options: MediaPipeOptions | None = None, detector: HandDetector | None = None) -> None:
+        """`detector` replaces MediaPipe's graph (tests give synthetic hands); default: MediaPipe."""
         self.options = options or MediaPipeOptions()
         self._mano_layers: dict[str, ManoLayer] | None = None
         if self.options.mano_dir is not None:
             from vidihand_ros.mano.files import find_mano_files
 
             find_mano_files(self.options.mano_dir)  # fail now, not after the first window
-        self._detector = MediaPipeHandDetector(
+        self._detector: HandDetector = detector or MediaPipeHandDetector(
             model_complexity=self.options.model_complexity,
             min_detection_confidence=self.options.min_detection_confidence,
             min_tracking_confidence=self.options.min_tracking_confidence,
             mirrored=self.options.mirrored,
         )
-        self._tracker = HandTracker()
-        self._filters = {side: _SideFilters() for side in HAND_SIDES}
-        self._cache: dict[FrameKey, _FrameResult] = {}
+        self._tracker = HandTracker(view=self.options.view)
+        self._scales = {side: HandScale() for side in HAND_SIDES}
+        self._filters = {side: _CausalFilters() for side in HAND_SIDES}
+        #: Frames processed so far that a window may still need (its own and the context before it).
+        self._timeline: dict[FrameKey, _Processed] = {}
         self._last_window: tuple[int, int] | None = None  # (segment, start)
         self._last_t: float | None = None
         self._betas: dict[str, NDArray[np.float32]] = {}
@@ -161,7 +223,13 @@ class MediaPipeHandsEstimator:
 
     @property
     def info(self) -> EstimatorInfo:
-        return EstimatorInfo(name=NAME, version=self._detector.version, options=asdict(self.options))
+        return EstimatorInfo(
+            name=NAME,
+            version=self._detector.version,
+            options=asdict(self.options),
+            window=NATIVE_WINDOW,
+            stride=NATIVE_STRIDE,
+        )
 
     def estimate(self, windows: Sequence[Window]) -> list[list[FramePoses]]:
         return [self._estimate_window(window) for window in windows]
@@ -176,22 +244,23 @@ class MediaPipeHandsEstimator:
         if not self._continues(window):
             self._reset_stream()
         self._last_window = (window.segment, window.start)
-        results = []
-        for frame in window.valid_frames:
-            key = (frame.stamp_ns, frame.index)
-            result = self._cache.get(key)
-            if result is None:
-                result = self._process(frame)
-            results.append(result)
-        # Later windows start at or after this one, so only its frames can be asked for again.
-        self._cache = {(f.stamp_ns, f.index): r for f, r in zip(window.valid_frames, results, strict=True)}
-        return self._window_poses(window, results)
+        keys = [(frame.stamp_ns, frame.index) for frame in window.valid_frames]
+        for frame, key in zip(window.valid_frames, keys, strict=True):
+            if key not in self._timeline:
+                self._timeline[key] = self._process(frame)
+        # The window's frames with up to CONTEXT_FRAMES before them: smoothing looks back that far.
+        order = list(self._timeline)
+        first = order.index(keys[0])
+        context = order[max(0, first - CONTEXT_FRAMES) : order.index(keys[-1]) + 1]
+        self._timeline = {key: self._timeline[key] for key in order[max(0, first - CONTEXT_FRAMES) :]}
+        processed = [self._timeline[key] for key in context]
+        return self._window_poses(window, processed, skip=len(context) - len(keys))
 
     def _continues(self, window: Window) -> bool:
         """Whether `window` follows the previous one in the same segment of the same stream.
 
         A new segment, or a start that does not advance (a new episode restarts the windower at
-        0), means a cut: tracking, filters and the cache must not carry over.
+        0), means a cut: tracking, filters and the timeline must not carry over.
         """
         if self._last_window is None:
             return False
@@ -201,9 +270,10 @@ class MediaPipeHandsEstimator:
     def _reset_stream(self) -> None:
         self._detector.reset()
         self._tracker.reset()
-        for filters in self._filters.values():
-            filters.reset()
-        self._cache = {}
+        for side in HAND_SIDES:
+            self._scales[side].reset()
+            self._filters[side].reset()
+        self._timeline = {}
         self._last_t = None
         self._betas = {}
 
@@ -218,8 +288,9 @@ class MediaPipeHandsEstimator:
     # ----------------------------------------------------------------------------------------
     # One frame
 
-    def _process(self, frame: Frame) -> _FrameResult:
-        raw = self._detector.detect(frame.rgb())
+    def _process(self, frame: Frame) -> _Processed:
+        rgb = frame.rgb()
+        raw = self._detector.detect(rgb)
         self.frames_processed += 1
         detections = [
             Detection(
@@ -227,44 +298,45 @@ class MediaPipeHandsEstimator:
             )
             for h in raw
         ]
-        assigned = self._tracker.update(detections)
+        assigned = self._tracker.update(detections, image_size=(rgb.shape[1], rgb.shape[0]))
         t_s = self._time_s(frame)
+        causal = self.options.smoothing == "causal"
         result: _FrameResult = {}
         for side in HAND_SIDES:
             detection = assigned.get(side)
             if detection is None:
-                keypoints = np.full((NUM_JOINTS, 2), np.nan)
-                joints = np.full((NUM_JOINTS, 3), np.nan)
-            else:
-                hand = detection.payload
-                assert isinstance(hand, RawHand)
-                keypoints = hand.keypoints_2d
-                joints = self._metric_joints(hand, frame)
-            if self.options.smoothing:
-                # Absent hands are fed as NaN so that the filters see the time pass.
-                joints = self._filters[side].joints(joints, t_s)
-                keypoints = self._filters[side].keypoints(keypoints, t_s)
-            if detection is not None:
-                result[side] = _Seen(
-                    presence=float(detection.presence), keypoints_2d=keypoints, joints_3d=joints
-                )
-        return result
+                if causal:  # absent hands are fed as NaN so that the filters see the time pass
+                    self._filters[side].keypoints(np.full((NUM_JOINTS, 2), np.nan), t_s)
+                    self._filters[side].world(np.full((NUM_JOINTS, 3), np.nan), t_s)
+                    self._filters[side].log_depth(np.full(1, np.nan), t_s)
+                continue
+            hand = detection.payload
+            assert isinstance(hand, RawHand)
+            seen = _Seen(float(detection.presence), hand.keypoints_2d, self._scales[side].rescale(hand.world))
+            if causal:
+                seen = self._filtered(side, seen, frame.camera, t_s)
+            result[side] = seen
+        return _Processed(t_s, frame.camera, result)
 
-    @staticmethod
-    def _metric_joints(hand: RawHand, frame: Frame) -> NDArray[np.float64]:
-        """World landmarks placed in the camera frame; NaN when the frame has no intrinsics."""
-        camera = frame.camera
-        if camera is None:
-            return np.full((NUM_JOINTS, 3), np.nan)
-        undistorted = undistort_points(hand.keypoints_2d, camera)
-        translation = np.asarray(solve_translation(hand.world, undistorted, camera.K), dtype=np.float64)
-        return hand.world + translation
+    def _filtered(self, side: str, seen: _Seen, camera: CameraModel | None, t_s: float) -> _Seen:
+        """smoothing=causal: One Euro filtered keypoints, shape and depth, joints made at once."""
+        filters = self._filters[side]
+        keypoints = filters.keypoints(seen.keypoints_2d, t_s)
+        world = filters.world(seen.world, t_s)
+        joints = np.full((NUM_JOINTS, 3), np.nan)
+        if camera is not None:
+            undistorted = undistort_points(keypoints, camera)
+            depth = float(solve_translation(world, undistorted, camera.K)[2])
+            depth = float(np.exp(filters.log_depth(np.array([np.log(depth)]), t_s)[0]))
+            joints = backproject(undistorted, world[:, 2] + depth, camera.K)
+        return _Seen(seen.presence, keypoints, world, joints)
 
     # ----------------------------------------------------------------------------------------
     # One window
 
-    def _window_poses(self, window: Window, results: list[_FrameResult]) -> list[FramePoses]:
-        per_side = {side: self._side_poses(side, [r.get(side) for r in results]) for side in HAND_SIDES}
+    def _window_poses(self, window: Window, processed: list[_Processed], skip: int) -> list[FramePoses]:
+        """Poses of the window's frames, the last `len(processed) - skip` of `processed`."""
+        per_side = {side: self._side_poses(side, processed, skip) for side in HAND_SIDES}
         out = [
             FramePoses(frame.stamp_ns, frame.frame_id, per_side["left"][i], per_side["right"][i])
             for i, frame in enumerate(window.valid_frames)
@@ -274,23 +346,35 @@ class MediaPipeHandsEstimator:
             out.append(FramePoses(frame.stamp_ns, frame.frame_id, last.left, last.right))
         return out
 
-    def _side_poses(self, side: str, seen: list[_Seen | None]) -> list[HandPose]:
+    def _side_poses(self, side: str, processed: list[_Processed], skip: int) -> list[HandPose]:
+        """One side's poses for `processed[skip:]`; the frames before are context for smoothing."""
+        seen = [p.result.get(side) for p in processed]
+        cameras = [p.camera for p in processed]
         n = len(seen)
         observed = np.array([s is not None for s in seen], dtype=bool)
         presence = np.array([s.presence if s else 0.0 for s in seen], dtype=np.float64)
         keypoints = np.stack([s.keypoints_2d if s else np.full((NUM_JOINTS, 2), np.nan) for s in seen])
-        joints = np.stack([s.joints_3d if s else np.full((NUM_JOINTS, 3), np.nan) for s in seen])
+        if self.options.smoothing == "causal":
+            joints = np.stack(
+                [
+                    s.joints_3d if s and s.joints_3d is not None else np.full((NUM_JOINTS, 3), np.nan)
+                    for s in seen
+                ]
+            )
+        else:
+            world = np.stack([s.world if s else np.full((NUM_JOINTS, 3), np.nan) for s in seen])
+            times = np.array([p.t_s for p in processed])
+            keypoints, joints = steady_joints(
+                keypoints, world, observed, times, cameras, smooth=self.options.smoothing == "on"
+            )
         filled = np.zeros(n, dtype=bool)
         if self.options.max_gap > 0 and n > 2:
-            packed = np.concatenate(
-                [presence[:, None], keypoints.reshape(n, -1), joints.reshape(n, -1)], axis=1
+            presence, keypoints, joints, filled = _fill_gaps(
+                presence, keypoints, joints, observed, cameras, self.options.max_gap
             )
-            filled_values, filled = fill_gaps(packed, observed, self.options.max_gap)
-            packed = np.asarray(filled_values, dtype=np.float64)
-            presence = packed[:, 0]
-            keypoints = packed[:, 1 : 1 + NUM_JOINTS * 2].reshape(n, NUM_JOINTS, 2)
-            joints = packed[:, 1 + NUM_JOINTS * 2 :].reshape(n, NUM_JOINTS, 3)
-        estimated = observed | filled
+        presence, keypoints, joints, filled = presence[skip:], keypoints[skip:], joints[skip:], filled[skip:]
+        n = len(presence)
+        estimated = (observed[skip:] | filled) & np.isfinite(keypoints).all(axis=(1, 2))
         orient = palm_orientation(joints, side)
         mano = self._fit_mano(side, np.where(estimated[:, None, None], joints, np.nan))
 
@@ -342,6 +426,30 @@ class MediaPipeHandsEstimator:
             "transl": fit.transl,
             "joints": fit.joints,
         }
+
+
+def _fill_gaps(
+    presence: NDArray[np.float64],
+    keypoints: NDArray[np.float64],
+    joints: NDArray[np.float64],
+    observed: NDArray[np.bool_],
+    cameras: list[CameraModel | None],
+    max_gap: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Interpolate presence, keypoints and joint depths across short gaps; joints on the new rays."""
+    n = len(presence)
+    packed = np.concatenate([presence[:, None], keypoints.reshape(n, -1), joints[..., 2]], axis=1)
+    values, filled = fill_gaps(packed, observed, max_gap)
+    values = np.asarray(values, dtype=np.float64)
+    presence = values[:, 0]
+    keypoints = values[:, 1 : 1 + NUM_JOINTS * 2].reshape(n, NUM_JOINTS, 2)
+    joints = joints.copy()
+    for i in np.flatnonzero(filled):
+        camera = cameras[i]
+        if camera is not None:
+            depth = values[i, 1 + NUM_JOINTS * 2 :]
+            joints[i] = backproject(undistort_points(keypoints[i], camera), depth, camera.K)
+    return presence, keypoints, joints, filled
 
 
 def create(**options: str) -> MediaPipeHandsEstimator:

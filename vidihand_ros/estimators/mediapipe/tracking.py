@@ -13,6 +13,18 @@ into a dataset, those frames would swap the two hands. The tracker separates the
   swap it. Two tracks in one frame never claim the same side: the one with more support for its
   side keeps it, the other takes the other side.
 
+Three things keep a hand's side through head turns, crossings and short losses:
+
+- *Duplicates* (MediaPipe now and then reports one hand twice, with the same label) are merged
+  before matching, so the copy cannot take the other side.
+- *Common motion.* When a head turns, every hand jumps by about the same image shift, beyond the
+  gate (or onto the other hand's track). When the plain assignment leaves hands unmatched, the
+  tracks are matched again after each candidate shift and the assignment that pairs the most
+  hands wins; a shift that pairs a single hand needs its label to agree with the track's side.
+- *Entry side.* A new hand's first vote is where it entered: on a head camera (`view="egocentric"`)
+  a left hand comes in from the image's left, on a camera facing the person ("exocentric") from
+  the right; "any" gives no such vote. The vote weighs more the nearer the hand is to the edge.
+
 Tracks that go unmatched for more than `max_missed` frames are dropped; a hand that comes back
 later starts a fresh track with fresh votes.
 """
@@ -21,6 +33,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,7 +41,11 @@ from scipy.optimize import linear_sum_assignment
 
 from vidihand_ros.types import HAND_SIDES
 
-__all__ = ["Detection", "HandTracker"]
+__all__ = ["VIEWS", "Detection", "HandTracker", "View"]
+
+#: Where the camera looks from, for the entry-side vote (see the module docstring).
+View = Literal["egocentric", "exocentric", "any"]
+VIEWS: tuple[View, ...] = ("egocentric", "exocentric", "any")
 
 _SIGN = {"right": 1.0, "left": -1.0}
 # Once its vote window is full, a track switches side only when the balance against its side
@@ -38,6 +55,12 @@ _SIGN = {"right": 1.0, "left": -1.0}
 _SWITCH_MARGIN = 0.6
 # Share of a new velocity estimate mixed into the track's velocity (damps keypoint noise).
 _VELOCITY_GAIN = 0.5
+# Two detections closer than this share of the hand's extent (mean keypoint distance over the
+# keypoints' bounding-box diagonal) are one hand reported twice.
+_DUPLICATE_SHARE = 0.25
+# Weight of the entry-side vote of a hand at the image's edge: a confident label weighs ~1, so a
+# new hand at the edge needs more than three wrong labels in a row to take the wrong side.
+_ENTRY_WEIGHT = 3.0
 
 
 @dataclass
@@ -98,25 +121,39 @@ class _Track:
 class HandTracker:
     """Assigns per-frame detections to at most one 'left' and one 'right' hand, stable over time."""
 
-    def __init__(self, max_match_px: float = 150.0, vote_window: int = 15, max_missed: int = 5) -> None:
-        if max_match_px <= 0 or vote_window < 1 or max_missed < 0:
-            raise ValueError("need max_match_px > 0, vote_window ≥ 1 and max_missed ≥ 0")
+    def __init__(
+        self,
+        max_match_px: float = 150.0,
+        vote_window: int = 15,
+        max_missed: int = 5,
+        view: View = "any",
+        max_shift_px: float = 800.0,
+    ) -> None:
+        if max_match_px <= 0 or vote_window < 1 or max_missed < 0 or max_shift_px < 0:
+            raise ValueError("need max_match_px > 0, vote_window ≥ 1, max_missed ≥ 0 and max_shift_px ≥ 0")
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
         self.max_match_px = float(max_match_px)
         self.vote_window = int(vote_window)
         self.max_missed = int(max_missed)
+        self.view = view
+        self.max_shift_px = float(max_shift_px)
         self._tracks: list[_Track] = []
 
     def reset(self) -> None:
         """Forget every track (call between episodes or after a cut in the video)."""
         self._tracks = []
 
-    def update(self, detections: list[Detection]) -> dict[str, Detection]:
+    def update(
+        self, detections: list[Detection], image_size: tuple[int, int] | None = None
+    ) -> dict[str, Detection]:
         """Take one frame's detections; return them keyed by side ('left'/'right'), at most one each.
 
-        Detections without any finite keypoint cannot be placed and are ignored. With more than two
-        hands in a frame, the two most present (highest `presence`) are reported.
+        Detections without any finite keypoint cannot be placed and are ignored; one hand reported
+        twice counts once. With more than two hands in a frame, the two most present (highest
+        `presence`) are reported. `image_size` (width, height) enables the entry-side vote.
         """
-        usable = [d for d in detections if np.isfinite(d.keypoints_2d).all(axis=-1).any()]
+        usable = _merge_duplicates([d for d in detections if np.isfinite(d.keypoints_2d).all(axis=-1).any()])
         matches = self._match(usable)
 
         seen: list[tuple[_Track, Detection]] = []
@@ -129,6 +166,9 @@ class HandTracker:
         for det_index, det in enumerate(usable):
             if det_index not in matches:
                 track = _Track(keypoints=det.keypoints_2d.copy(), votes=deque(maxlen=self.vote_window))
+                entry = self._entry_vote(det, image_size)
+                if entry:
+                    track.votes.append(entry)
                 track.votes.append(_SIGN[det.handedness] * max(float(det.score), 0.0))
                 self._tracks.append(track)
                 matched_tracks.add(id(track))
@@ -142,16 +182,67 @@ class HandTracker:
         return self._assign_sides(seen[:2])
 
     def _match(self, detections: list[Detection]) -> dict[int, int]:
-        """Detection index → track index, by gated Hungarian assignment on mean keypoint distance."""
+        """Detection index → track index: gated Hungarian assignment on mean keypoint distance to
+        each track's prediction, moved by one common image shift when that matches more hands.
+
+        Without a shift, a head turn leaves hands beyond the gate, or pairs one hand's detection
+        with the other hand's track. Candidate shifts are those of every (detection, track) pair;
+        the assignment with the most pairs wins (ties: the lower cost, the unshifted first). A shift
+        that matches a single pair is taken only when that detection's label agrees with the track.
+        """
         if not detections or not self._tracks:
             return {}
+        everything = list(range(len(detections))), list(range(len(self._tracks)))
+        best = self._gated_pairs(detections, *everything, np.zeros(2))
+        if len(best) == min(len(detections), len(self._tracks)):
+            return {i: j for i, j in best}
+        best_key = (len(best), -sum(best.values()))
+        for i in range(len(detections)):
+            for j in range(len(self._tracks)):
+                shift = _centre(detections[i].keypoints_2d) - _centre(self._tracks[j].predicted())
+                if not np.isfinite(shift).all() or np.linalg.norm(shift) > self.max_shift_px:
+                    continue
+                pairs = self._gated_pairs(detections, *everything, shift)
+                if len(pairs) == 1 and not self._label_agrees(detections, pairs):
+                    continue
+                key = (len(pairs), -sum(pairs.values()))
+                if key > best_key:
+                    best, best_key = pairs, key
+        return {i: j for i, j in best}
+
+    def _label_agrees(self, detections: list[Detection], pairs: dict[tuple[int, int], float]) -> bool:
+        ((i, j),) = pairs
+        return self._tracks[j].side in (None, detections[i].handedness)
+
+    def _gated_pairs(
+        self, detections: list[Detection], dets: list[int], tracks: list[int], shift: NDArray[np.float64]
+    ) -> dict[tuple[int, int], float]:
+        """Gated Hungarian assignment of detections `dets` to tracks `tracks` moved by `shift`."""
         cost = np.array(
-            [[_distance(t.predicted(), d.keypoints_2d) for t in self._tracks] for d in detections]
+            [
+                [_distance(self._tracks[j].predicted() + shift, detections[i].keypoints_2d) for j in tracks]
+                for i in dets
+            ]
         )
         gated = ~(cost <= self.max_match_px)  # NaN (no common keypoint) counts as too far
-        big = 1e6 + (np.nanmax(cost, initial=0.0) if np.isfinite(cost).any() else 0.0)
-        rows, cols = linear_sum_assignment(np.where(gated, big, cost))
-        return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if not gated[r, c]}
+        rows, cols = linear_sum_assignment(np.where(gated, 1e9, cost))
+        return {
+            (dets[r], tracks[c]): float(cost[r, c])
+            for r, c in zip(rows, cols, strict=True)
+            if not gated[r, c]
+        }
+
+    def _entry_vote(self, det: Detection, image_size: tuple[int, int] | None) -> float:
+        """The signed entry-side vote of a new hand ('right' positive), 0 without one."""
+        if image_size is None or self.view == "any":
+            return 0.0
+        width = float(image_size[0])
+        x = float(_centre(det.keypoints_2d)[0])
+        if not (np.isfinite(x) and width > 0):
+            return 0.0
+        towards_right = float(np.clip(2.0 * x / width - 1.0, -1.0, 1.0))  # -1 left edge … +1 right edge
+        sign = 1.0 if self.view == "egocentric" else -1.0
+        return _ENTRY_WEIGHT * sign * towards_right
 
     def _observe(self, track: _Track, det: Detection) -> None:
         keypoints = det.keypoints_2d
@@ -177,6 +268,30 @@ class HandTracker:
             track.side = side
             result[side] = det
         return result
+
+
+def _centre(keypoints: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Mean of the finite keypoints (NaN when there are none)."""
+    finite = np.isfinite(keypoints).all(axis=-1)
+    return np.asarray(
+        keypoints[finite].mean(axis=0) if finite.any() else np.full(2, np.nan), dtype=np.float64
+    )
+
+
+def _extent(keypoints: NDArray[np.floating]) -> float:
+    """Diagonal of the finite keypoints' bounding box, in pixels."""
+    finite = keypoints[np.isfinite(keypoints).all(axis=-1)]
+    return float(np.linalg.norm(finite.max(axis=0) - finite.min(axis=0))) if len(finite) else 0.0
+
+
+def _merge_duplicates(detections: list[Detection]) -> list[Detection]:
+    """Drop detections that repeat a more confident one (mean keypoint distance under 25% of extent)."""
+    kept: list[Detection] = []
+    for det in sorted(detections, key=lambda d: d.score, reverse=True):
+        limit = _DUPLICATE_SHARE * _extent(det.keypoints_2d)
+        if all(not (_distance(det.keypoints_2d, k.keypoints_2d) < limit) for k in kept):
+            kept.append(det)
+    return kept
 
 
 def _distance(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
