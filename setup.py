@@ -49,6 +49,9 @@ CORE = [
     "numcodecs>=0.13",
     "imagecodecs>=2024.9.22",
     "rich>=13",
+    # The inference server's wire format and its client (`--estimator remote`, the ROS node).
+    "msgpack>=1.0,<2",
+    "httpx>=0.27,<1",
 ]
 VIDEO = ["av>=12"]
 # Pillow writes reference JPEGs (progressive, EXIF, CMYK) for the JPEG checker's tests.
@@ -78,6 +81,8 @@ BASELINE = [
 # and checkpoints through safetensors (never pickles). torch is pinned: an unpinned torch pulls a
 # multi-GB CUDA build; GPU servers install their own CUDA torch first (see README).
 MODEL = ["torch==2.13.0", "diffusers==0.42.1", "peft==0.21.2", "safetensors>=0.4", "accelerate>=1.0"]
+# The inference server (`vidihand serve`): FastAPI under uvicorn, Prometheus metrics.
+SERVE = ["fastapi>=0.115,<1", "uvicorn>=0.30,<1", "prometheus-client>=0.20,<1"]
 # Reading training/evaluation datasets (EgoDex stores its annotations in HDF5).
 TRAIN = ["h5py>=3.10"]
 # MANO fitting for the baseline (and the ViDiHand model's MANO layer).
@@ -101,7 +106,8 @@ setup(
         "mano": MANO,
         "train": TRAIN,
         "model": MODEL + MANO,
-        "all": VIDEO + TEST + LINT + BASELINE + MANO + TRAIN + MODEL,
+        "serve": SERVE,
+        "all": VIDEO + TEST + LINT + BASELINE + MANO + TRAIN + MODEL + SERVE,
     },
     entry_points={"console_scripts": ["vidihand = vidihand_ros.cli:main"]},
     cmdclass={"build_py": BuildPyWithInterfaces},

@@ -122,10 +122,22 @@ def _add_estimation(est: Any) -> None:
         "--estimator-option mano_dir=...)",
     )
     est.add_argument(
+        "--server",
+        metavar="URL",
+        help="inference server for --estimator remote, e.g. http://gpu-box:8000 (`vidihand serve`; "
+        "same as --estimator-option server=...)",
+    )
+    est.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding the server's bearer token for --estimator remote (or set VIDIHAND_TOKEN)",
+    )
+    est.add_argument(
         "--window",
         type=count,
         metavar="N",
-        help="frames per window (default: the estimator's own window, 81 for MediaPipe)",
+        help="frames per window (default: the estimator's own: 32 with stride 16 for MediaPipe, 81 for "
+        "the full model)",
     )
     est.add_argument(
         "--stride",
@@ -216,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         pose_bag_storage=args.pose_bag_storage,
     )
     estimator_options = parse_options(args.estimator_option)
-    for flag in ("mano_dir", "checkpoint"):
+    for flag in ("mano_dir", "checkpoint", "server", "token_file"):
         if getattr(args, flag) is not None:
             estimator_options[flag] = str(getattr(args, flag))
     estimator = create_estimator(args.estimator, estimator_options)
