@@ -9,6 +9,9 @@ Request body (`POST /v1/windows`, `Content-Type: application/msgpack`), a map:
 
 - `wire` (int): `WIRE_VERSION`; anything else is refused (409) so old clients fail clearly.
 - `window_id` (str, ≤ 128 chars): echoed in the reply.
+- `stream_id` (str, ≤ 128 chars): which camera stream the window belongs to. A stateful estimator
+  (`EstimatorInfo.stateful`, e.g. MediaPipe's tracking) keeps one state per stream, so windows of
+  one stream must be sent in order; a new client stream should use a new id (e.g. a UUID).
 - `segment`, `start`, `num_valid` (int): the `Window` fields (frames past `num_valid` are padding).
 - `cameras` (list): calibrations used by the frames: `{"K": 9 floats, "D": floats (≤ 14),
   "distortion_model": str, "width": int, "height": int}`.
@@ -182,7 +185,7 @@ def check_version(message: Mapping[str, Any]) -> None:
 # Windows (client → server)
 
 
-def encode_window(window: Window, window_id: str) -> bytes:
+def encode_window(window: Window, window_id: str, stream_id: str = "") -> bytes:
     """The request body for one window; compressed frames go as the bytes they came in."""
     cameras: list[CameraModel] = []
     frames = []
@@ -212,6 +215,7 @@ def encode_window(window: Window, window_id: str) -> bytes:
         {
             "wire": WIRE_VERSION,
             "window_id": window_id,
+            "stream_id": stream_id,
             "segment": int(window.segment),
             "start": int(window.start),
             "num_valid": int(window.num_valid),
@@ -231,15 +235,18 @@ def _camera(camera: CameraModel) -> dict[str, Any]:
     }
 
 
-def decode_window(body: bytes, limits: WireLimits | None = None) -> tuple[str, Window]:
-    """(window_id, Window) from a request body, every field checked; JPEG/PNG sizes are checked
-    from their headers before anything is decoded. WireError names the first bad field."""
+def decode_window(body: bytes, limits: WireLimits | None = None) -> tuple[str, str, Window]:
+    """(window_id, stream_id, Window) from a request body, every field checked; JPEG/PNG sizes are
+    checked from their headers before anything is decoded. WireError names the first bad field."""
     limits = limits or WireLimits()
     message = unpack(body, limits)
     check_version(message)
     window_id = _field(message, "window_id", str)
     if len(window_id) > _MAX_ID:
         raise WireError(f"longer than {_MAX_ID} characters", field="window_id")
+    stream_id = _field(message, "stream_id", str)
+    if len(stream_id) > _MAX_ID:
+        raise WireError(f"longer than {_MAX_ID} characters", field="stream_id")
     segment = _non_negative(_field(message, "segment", int), "segment")
     start = _non_negative(_field(message, "start", int), "start")
     cameras = [_decode_camera(c, f"cameras[{i}]") for i, c in enumerate(_field(message, "cameras", list))]
@@ -252,7 +259,7 @@ def decode_window(body: bytes, limits: WireLimits | None = None) -> tuple[str, W
     if not 1 <= num_valid <= len(raw_frames):
         raise WireError(f"must be in 1..{len(raw_frames)}, got {num_valid}", field="num_valid")
     frames = [_decode_frame(f, f"frames[{i}]", cameras, limits, i) for i, f in enumerate(raw_frames)]
-    return window_id, Window(frames=frames, start=start, num_valid=num_valid, segment=segment)
+    return window_id, stream_id, Window(frames=frames, start=start, num_valid=num_valid, segment=segment)
 
 
 def _non_negative(value: int, field: str) -> int:

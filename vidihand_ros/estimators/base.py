@@ -31,6 +31,9 @@ class EstimatorInfo:
     window: int | None = None
     #: The stride that goes with `window` when neither is given (None: the window, no overlap).
     stride: int | None = None
+    #: True when results depend on earlier windows of the same stream (tracking, smoothing
+    #: context): a server then keeps one estimator per client stream instead of sharing one.
+    stateful: bool = False
 
     def as_attrs(self) -> dict[str, object]:
         return {
@@ -40,6 +43,7 @@ class EstimatorInfo:
             "options": dict(self.options),
             "window": self.window,
             "stride": self.stride,
+            "stateful": self.stateful,
         }
 
 

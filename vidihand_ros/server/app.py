@@ -24,8 +24,8 @@ from vidihand_ros.wire import CONTENT_TYPE, WIRE_VERSION, WireError, WireLimits,
 
 __all__ = ["ServerSettings", "create_app"]
 
-#: Estimates one window (off the event loop): what the batcher or a worker pool provides.
-EstimateWindow = Callable[[Window], Awaitable[Sequence[FramePoses]]]
+#: Estimates one window of a stream (off the event loop): what the batcher or a worker pool provides.
+EstimateWindow = Callable[[str, Window], Awaitable[Sequence[FramePoses]]]
 
 
 @dataclass
@@ -60,8 +60,8 @@ def create_app(
             return error(401, "missing or wrong bearer token")
         body = await request.body()
         try:
-            window_id, window = decode_window(body, settings.limits)
-            poses = await estimate(window)
+            window_id, stream_id, window = decode_window(body, settings.limits)
+            poses = await estimate(stream_id, window)
         except WireError as err:
             return error(err.status, err.message, err.field or "")
         except InputError as err:
@@ -86,7 +86,7 @@ def create_app(
 def in_thread(estimate: Callable[[Window], Sequence[FramePoses]]) -> EstimateWindow:
     """A synchronous per-window estimate run in a worker thread, so the event loop keeps serving."""
 
-    async def run(window: Window) -> Sequence[FramePoses]:
+    async def run(stream_id: str, window: Window) -> Sequence[FramePoses]:
         return await asyncio.to_thread(estimate, window)
 
     return run

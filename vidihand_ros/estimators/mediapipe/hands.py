@@ -229,6 +229,7 @@ class MediaPipeHandsEstimator:
             options=asdict(self.options),
             window=NATIVE_WINDOW,
             stride=NATIVE_STRIDE,
+            stateful=True,  # tracking, hand sizes and smoothing context carry across windows
         )
 
     def estimate(self, windows: Sequence[Window]) -> list[list[FramePoses]]:
