@@ -83,6 +83,10 @@ BASELINE = [
 MODEL = ["torch==2.13.0", "diffusers==0.42.1", "peft==0.21.2", "safetensors>=0.4", "accelerate>=1.0"]
 # The inference server (`vidihand serve`): FastAPI under uvicorn, Prometheus metrics.
 SERVE = ["fastapi>=0.115,<1", "uvicorn>=0.30,<1", "prometheus-client>=0.20,<1"]
+# Scale-out on Ray (`vidihand serve --ray`, `vidihand convert --ray`). ray 2.60 requires
+# protobuf>=5, which breaks mediapipe 0.10.21 (protobuf<5); 2.59.0 is the newest release that
+# still runs on protobuf 4, so the `all` environment (baseline + ray) resolves.
+RAY = ["ray[serve]==2.59.0", "protobuf>=4.25.3,<5"]
 # Reading training/evaluation datasets (EgoDex stores its annotations in HDF5).
 TRAIN = ["h5py>=3.10"]
 # MANO fitting for the baseline (and the ViDiHand model's MANO layer).
@@ -107,7 +111,8 @@ setup(
         "train": TRAIN,
         "model": MODEL + MANO,
         "serve": SERVE,
-        "all": VIDEO + TEST + LINT + BASELINE + MANO + TRAIN + MODEL + SERVE,
+        "ray": SERVE + RAY,
+        "all": VIDEO + TEST + LINT + BASELINE + MANO + TRAIN + MODEL + SERVE + RAY,
     },
     entry_points={"console_scripts": ["vidihand = vidihand_ros.cli:main"]},
     cmdclass={"build_py": BuildPyWithInterfaces},

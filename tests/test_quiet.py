@@ -208,7 +208,10 @@ def test_context_under_pytest_leaves_sys_stderr_and_filters_fd_2(capfd: pytest.C
         assert sys.stderr is stderr  # pytest's capture stream is not on fd 2: left alone
         os.write(2, b"W0000 00:00:1.0    1 x.cc:1] hidden\n")
         os.write(2, b"F0000 00:00:1.0    1 x.cc:1] shown\n")
-        print("python", file=sys.stderr)
+        # One write: the drain thread forwards the native line concurrently, and `print` would
+        # write the text and the newline separately (the lines could then interleave).
+        sys.stderr.write("python\n")
+        sys.stderr.flush()
     assert (state.active, state.dropped, state.forwarded) == (True, 1, 1)
     assert sorted(capfd.readouterr().err.splitlines()) == ["F0000 00:00:1.0    1 x.cc:1] shown", "python"]
 
