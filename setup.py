@@ -55,7 +55,8 @@ CORE = [
 ]
 VIDEO = ["av>=12"]
 # Pillow writes reference JPEGs (progressive, EXIF, CMYK) for the JPEG checker's tests.
-TEST = ["pytest>=8", "hypothesis>=6.100", "pillow>=10"]
+# schemathesis fuzzes the inference server against its OpenAPI document.
+TEST = ["pytest>=8", "hypothesis>=6.100", "pillow>=10", "schemathesis>=4,<5"]
 LINT = ["ruff>=0.8", "mypy>=1.13"]
 # The MediaPipe baseline estimator. mediapipe 0.10.21 is the last wheel that carries the hand
 # models (.tflite) inside, so nothing is downloaded at run time; it was built against numpy 1.x

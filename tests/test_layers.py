@@ -1,4 +1,5 @@
-"""The core imports without ROS, torch, diffusers or mediapipe: the layers the front ends stand on."""
+"""The core imports without ROS, torch, diffusers, mediapipe or the server's web stack: the layers the
+front ends stand on (the remote client included: a robot needs httpx and msgpack only)."""
 
 from __future__ import annotations
 
@@ -32,11 +33,29 @@ CORE = [
     "vidihand_ros.estimators.vidihand",
     "vidihand_ros.estimators.mediapipe.tracking",
     "vidihand_ros.estimators.mediapipe.filtering",
+    "vidihand_ros.estimators.mediapipe.temporal",
+    "vidihand_ros.estimators.remote",
+    "vidihand_ros.wire",
+    "vidihand_ros.quality",
+    "vidihand_ros.native_stderr",
+    "vidihand_ros.distributed",
     "vidihand_ros.model.config",
     "vidihand_ros.training.config",
     "vidihand_ros.cli",
 ]
-FORBIDDEN = ("rclpy", "torch", "diffusers", "mediapipe", "smplx", "peft")
+FORBIDDEN = (
+    "rclpy",
+    "torch",
+    "diffusers",
+    "mediapipe",
+    "smplx",
+    "peft",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "prometheus_client",
+    "ray",
+)
 
 
 def test_the_core_imports_without_ros_torch_diffusers_or_mediapipe() -> None:

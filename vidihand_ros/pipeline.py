@@ -112,9 +112,12 @@ def convert(
         stride=options.stride,
         segment_gap_s=options.segment_gap_s,
         batch_windows=options.batch_windows,
+        # A remote estimator keeps several windows on the wire so the server never waits for a
+        # round trip; in-process estimators run one call at a time.
+        max_in_flight=getattr(estimator, "max_in_flight", 1),
     )
     window, stride = resolve_window(estimator, options.window, options.stride)  # before any input
-    sources = [(Path(path), _open(Path(path), options)) for path in inputs]
+    sources = [(Path(path), open_input(Path(path), options)) for path in inputs]
     if options.pose_bag is not None and options.pose_bag.exists():
         raise InputError("the pose bag exists already; choose a new path", source=options.pose_bag)
     if options.pose_bag is not None and estimator is None:
@@ -164,7 +167,8 @@ def convert(
     return report
 
 
-def _open(path: Path, options: ConvertOptions) -> FrameSource:
+def open_input(path: Path, options: ConvertOptions) -> FrameSource:
+    """The frame source `convert` reads `path` through (topics, intrinsics, limits from `options`)."""
     return open_source(
         path,
         topic=options.topic,

@@ -27,6 +27,8 @@ examples:
   vidihand convert rec/ -o demos.zarr --split-gaps 2.0 --pose-bag rec_poses
   vidihand convert rec/ -o demos.zarr --estimator mediapipe
   vidihand convert clip.mp4 -o demos.zarr --intrinsics 600,600,320,240
+  vidihand convert recs/*.mcap -o demos.zarr --ray --estimator mediapipe
+      one Ray task per recording (a local Ray instance; --address auto joins a cluster)
 """
 
 
@@ -74,6 +76,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_input(p.add_argument_group("input"))
     _add_estimation(p.add_argument_group("pose estimation"))
     _add_output(p.add_argument_group("output"))
+    _add_ray(p.add_argument_group("scale-out (needs the ray extra)"))
 
 
 def _add_input(src: Any) -> None:
@@ -136,7 +139,7 @@ def _add_estimation(est: Any) -> None:
         "--window",
         type=count,
         metavar="N",
-        help="frames per window (default: the estimator's own: 32 with stride 16 for MediaPipe, 81 for "
+        help="frames per window (default: the estimator's own window: 32, stride 16, for MediaPipe; 81 for "
         "the full model)",
     )
     est.add_argument(
@@ -203,6 +206,21 @@ def _add_output(out: Any) -> None:
     out.add_argument("--pose-bag-storage", choices=("mcap", "sqlite3"), default="mcap")
 
 
+def _add_ray(ray: Any) -> None:
+    ray.add_argument(
+        "--ray",
+        action="store_true",
+        help="convert the recordings in parallel on Ray, one task per recording (retried if its "
+        "worker dies), then merge them into the dataset in input order",
+    )
+    ray.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --ray: the cluster to join ('auto' after `ray start`, HOST:6379, ray://HOST:10001); "
+        "default: start a local Ray instance",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from vidihand_ros.calibration import parse_intrinsics
     from vidihand_ros.cli.progress import ProgressBar
@@ -231,6 +249,8 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("mano_dir", "checkpoint", "server", "token_file"):
         if getattr(args, flag) is not None:
             estimator_options[flag] = str(getattr(args, flag))
+    if args.ray or args.address is not None:
+        return _run_on_ray(args, options, estimator_options)
     estimator = create_estimator(args.estimator, estimator_options)
     try:
         with ProgressBar(enabled=not args.quiet) as progress:
@@ -246,13 +266,43 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if estimator is not None:
             estimator.close()
+    _print_report(report, args.output)
+    return 0
+
+
+def _run_on_ray(args: argparse.Namespace, options: Any, estimator_options: dict[str, str]) -> int:
+    """`--ray`: the estimator travels as its name and options; each task builds its own."""
+    from vidihand_ros.cli.progress import ProgressBar
+    from vidihand_ros.distributed.convert import EstimatorSpec, RayOptions, convert_on_ray
+    from vidihand_ros.errors import InputError
+
+    if not args.ray:
+        raise InputError("--address needs --ray")
+    for flag in ("mano_dir", "checkpoint", "token_file"):  # workers may run in another directory
+        if getattr(args, flag) is not None:
+            estimator_options[flag] = str(getattr(args, flag).absolute())
+    with ProgressBar(enabled=not args.quiet) as progress:
+        report = convert_on_ray(
+            args.inputs,
+            args.output,
+            estimator=EstimatorSpec(args.estimator, estimator_options),
+            options=options,
+            append=args.append,
+            overwrite=args.overwrite,
+            ray_options=RayOptions(address=args.address, native_logs=bool(args.verbose)),
+            progress=progress,
+        )
+    _print_report(report, args.output)
+    return 0
+
+
+def _print_report(report: Any, output: Path) -> None:
     skipped = sum(e.skipped for e in report.episodes)
     passthrough = sum(e.passthrough for e in report.episodes)
     duplicates = sum(e.duplicates_dropped for e in report.episodes)
     print(
-        f"wrote {len(report.episodes)} episode(s), {report.frames} frames to {args.output} "
+        f"wrote {len(report.episodes)} episode(s), {report.frames} frames to {output} "
         f"({passthrough} JPEG frames copied unchanged, {skipped} corrupt frames skipped"
         + (f", {duplicates} frames with a repeated stamp dropped" if duplicates else "")
         + ")"
     )
-    return 0

@@ -29,6 +29,8 @@ BUILTIN_ESTIMATORS: dict[str, str] = {
     "mediapipe": "vidihand_ros.estimators.mediapipe.hands:create",
     # ViDiHand in-process (needs the `[model]` extra, a checkpoint and MANO files; a GPU in practice).
     "vidihand": "vidihand_ros.estimators.vidihand:create",
+    # A `vidihand serve` inference server over HTTP (`--server URL`, token from `--token-file`).
+    "remote": "vidihand_ros.estimators.remote:create",
 }
 
 FRAMES_ONLY = ("none", "frames-only")
