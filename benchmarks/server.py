@@ -79,6 +79,11 @@ class Row(NamedTuple):
     note: str = ""
 
 
+def windows_row(name: str, rate: float) -> Row:
+    """A windows/s row; its note gives the frames/s (FRAMES frames a window)."""
+    return Row(name, f"{rate:.1f}", "windows/s", f"{rate * FRAMES:.0f} frames/s")
+
+
 # ----------------------------------------------------------------------------------------------
 # Frames and the server
 
@@ -210,14 +215,7 @@ def throughput_rows(body: bytes, seconds: float) -> list[Row]:
             start = time.perf_counter()
             done = asyncio.run(_clients(url, body, clients, seconds))
             rate = done / (time.perf_counter() - start)
-            rows.append(
-                Row(
-                    f"{clients} concurrent client(s), trivial estimator",
-                    f"{rate:.1f}",
-                    "windows/s",
-                    f"{rate * FRAMES:.0f} frames/s",
-                )
-            )
+            rows.append(windows_row(f"{clients} concurrent client(s), trivial estimator", rate))
     return rows
 
 
@@ -286,10 +284,7 @@ def ray_rows(seconds: float) -> list[Row]:
         measured = module.ray_rows(seconds=seconds)
     except Exception as err:  # e.g. no ray here: the other rows still print
         return [Row("Ray Serve", "-", "", f"skipped ({type(err).__name__}: {str(err)[:80]})")]
-    return [
-        Row(str(name), f"{float(rate):.1f}", "windows/s", f"{float(rate) * FRAMES:.0f} frames/s")
-        for name, rate in measured
-    ]
+    return [windows_row(str(name), float(rate)) for name, rate in measured]
 
 
 def print_table(rows: list[Row], body: bytes) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import uuid
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.ci import in_ci
 from vidihand_ros.testing import shared_data
 from vidihand_ros.testing.shared_data import SharedDataMissing
+
+if TYPE_CHECKING:
+    from tests.remote_server import Tally
 
 
 def skip_or_fail(missing: SharedDataMissing) -> None:
@@ -51,3 +56,15 @@ def jpegs() -> list[bytes]:
     from tests.bagfactory import hand_photos
 
     return [bytes(imagecodecs.jpeg8_encode(p, level=90)) for p in hand_photos(64, 48)]
+
+
+@pytest.fixture
+def tally() -> Iterator[tuple[str, Tally]]:
+    """A fresh `tests.remote_server.Tally` under a unique name: pass the name as the loopback
+    server's `tally` option, read what its estimator saw from the Tally (the remote-client tests)."""
+    from tests.remote_server import TALLIES, Tally
+
+    name = uuid.uuid4().hex
+    TALLIES[name] = Tally()
+    yield name, TALLIES[name]
+    del TALLIES[name]

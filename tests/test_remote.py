@@ -8,18 +8,22 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip(
+    "fastapi", reason="the inference server needs the [serve] extra: pip install -e '.[serve]'"
+)
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from tests.bagfactory import compress, synthetic_frames
 from tests.estimators import StampEstimator, expected_pose
-from tests.remote_server import TALLIES, LoopbackServer, Tally, count_requests, free_port, serve_app
+from tests.remote_server import LoopbackServer, Tally, count_requests, free_port, serve_app
 from vidihand_ros.errors import EstimatorError, InputError
 from vidihand_ros.estimators import create_estimator
 from vidihand_ros.estimators.base import EstimatorInfo
@@ -76,14 +80,6 @@ def assert_same_poses(got: list[list[FramePoses]], want: list[list[FramePoses]])
 def app(**options: str) -> FastAPI:
     """The real server (token TOKEN) around the tally estimator; `tally` names its Tally."""
     return serve_app(ServerSettings(token=TOKEN), **options)
-
-
-@pytest.fixture
-def tally() -> Iterator[tuple[str, Tally]]:
-    name = uuid.uuid4().hex
-    TALLIES[name] = Tally()
-    yield name, TALLIES[name]
-    del TALLIES[name]
 
 
 @pytest.fixture

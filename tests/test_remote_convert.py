@@ -10,17 +10,19 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+pytest.importorskip(
+    "fastapi", reason="the inference server needs the [serve] extra: pip install -e '.[serve]'"
+)
+
+
 from tests.bagfactory import WrittenBag, synthetic_frames, write_image_bag
 from tests.estimators import expected_pose
 from tests.remote_server import (
-    TALLIES,
     LoopbackServer,
     Tally,
     count_requests,
@@ -44,14 +46,6 @@ def no_token_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def tally() -> Iterator[tuple[str, Tally]]:
-    name = uuid.uuid4().hex
-    TALLIES[name] = Tally()
-    yield name, TALLIES[name]
-    del TALLIES[name]
-
-
-@pytest.fixture
 def token_file(tmp_path: Path) -> Path:
     path = tmp_path / "token"
     path.write_text(TOKEN + "\n")
@@ -60,6 +54,11 @@ def token_file(tmp_path: Path) -> Path:
 
 def jpeg_bag(folder: Path, n: int) -> WrittenBag:
     return write_image_bag(folder / "rec", synthetic_frames(n), compressed_format="jpeg", camera_info=CAMERA)
+
+
+def convert_args(bag: WrittenBag, out: Path, *extra: str) -> list[str]:
+    """`vidihand convert` of `bag` into `out`, quiet, then `extra`."""
+    return ["convert", str(bag.path), "-o", str(out), "-q", *extra]
 
 
 def remote_args(url: str, token_file: Path, *extra: str) -> list[str]:
@@ -114,7 +113,7 @@ def test_a_wrong_or_missing_token_is_one_line_exit_2(
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-token\n")
     with LoopbackServer(serve_app(ServerSettings(token=TOKEN), tally=tally[0])) as server:
-        argv = ["convert", str(bag.path), "-o", str(tmp_path / "x.zarr"), "-q"]
+        argv = convert_args(bag, tmp_path / "x.zarr")
         assert main([*argv, *remote_args(server.url, wrong)]) == 2
         err = one_line_error(capsys)
         assert "401" in err and "--token-file" in err and server.url in err
@@ -128,10 +127,7 @@ def test_an_unreachable_server_is_one_line_exit_2(
 ) -> None:
     bag = jpeg_bag(tmp_path, 8)
     url = f"http://127.0.0.1:{free_port()}"
-    assert (
-        main(["convert", str(bag.path), "-o", str(tmp_path / "x.zarr"), "-q", *remote_args(url, token_file)])
-        == 2
-    )
+    assert main(convert_args(bag, tmp_path / "x.zarr", *remote_args(url, token_file))) == 2
     assert f"cannot reach the inference server at {url}" in one_line_error(capsys)
 
 
@@ -158,7 +154,7 @@ def test_bad_remote_options_are_one_line_exit_2(
     tmp_path: Path, extra: list[str], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bag = jpeg_bag(tmp_path, 8)
-    assert main(["convert", str(bag.path), "-o", str(tmp_path / "x.zarr"), "-q", *extra]) == 2
+    assert main(convert_args(bag, tmp_path / "x.zarr", *extra)) == 2
     assert expected in one_line_error(capsys)
 
 
@@ -170,15 +166,7 @@ def test_a_server_that_stays_busy_past_the_retry_budget_is_one_line_naming_the_s
     flaky_front(served, 503, times=10**6, retry_after=None)
     with LoopbackServer(served) as server:
         extra = ["--estimator-option", "retry_s=0.5", "--window", "8"]
-        argv = [
-            "convert",
-            str(bag.path),
-            "-o",
-            str(tmp_path / "x.zarr"),
-            "-q",
-            *remote_args(server.url, token_file, *extra),
-        ]
-        assert main(argv) == 2
+        assert main(convert_args(bag, tmp_path / "x.zarr", *remote_args(server.url, token_file, *extra))) == 2
     err = one_line_error(capsys)
     assert server.url in err and "retry budget" in err
     assert f"stamps {bag.stamps_ns[0]}..{bag.stamps_ns[-1]} ns" in err
@@ -191,15 +179,7 @@ def test_a_bad_window_is_reported_not_retried(
     served = serve_app(ServerSettings(token=TOKEN), tally=tally[0], fail="true")
     requests = count_requests(served)
     with LoopbackServer(served) as server:
-        argv = [
-            "convert",
-            str(bag.path),
-            "-o",
-            str(tmp_path / "x.zarr"),
-            "-q",
-            *remote_args(server.url, token_file),
-        ]
-        assert main(argv) == 2
+        assert main(convert_args(bag, tmp_path / "x.zarr", *remote_args(server.url, token_file))) == 2
     err = one_line_error(capsys)
     assert "(422)" in err and "no intrinsics for this window" in err and "field 'K'" in err
     assert requests.statuses == [422]
@@ -267,9 +247,7 @@ def test_the_server_killed_and_restarted_mid_conversion_leaves_every_frame_once(
     killer.start()
     try:
         out = tmp_path / "demo.zarr"
-        assert (
-            main(["convert", str(bag.path), "-o", str(out), "-q", *remote_args(server.url, token_file)]) == 0
-        )
+        assert main(convert_args(bag, out, *remote_args(server.url, token_file))) == 0
         killer.join(timeout=120)
     finally:
         server.stop()

@@ -20,6 +20,11 @@ import httpx
 import msgpack
 import numpy as np
 import pytest
+
+pytest.importorskip(
+    "fastapi", reason="the inference server needs the [serve] extra: pip install -e '.[serve]'"
+)
+
 from fastapi import FastAPI
 
 from tests import test_server_support as support
@@ -54,6 +59,15 @@ def message(window: Window, window_id: str = "w", stream_id: str = "s") -> dict[
     value = msgpack.unpackb(encode_window(window, window_id, stream_id), raw=False)
     assert isinstance(value, dict)
     return value
+
+
+async def post_window(
+    client: httpx.AsyncClient, url: str, window: Window, window_id: str, stream_id: str
+) -> httpx.Response:
+    """POST one window of `stream_id` to `/v1/windows` as msgpack, as a robot would."""
+    return await client.post(
+        f"{url}/v1/windows", content=encode_window(window, window_id, stream_id), headers=MSGPACK
+    )
 
 
 def assert_poses_of(poses: list[FramePoses], window: Window) -> None:
@@ -163,11 +177,7 @@ def test_a_stateful_estimator_gets_one_instance_per_stream_in_order() -> None:
     async def stream(client: httpx.AsyncClient, url: str, stream_id: str) -> list[int]:
         statuses = []
         for i, window in enumerate(streams[stream_id]):
-            reply = await client.post(
-                f"{url}/v1/windows",
-                content=encode_window(window, f"{stream_id}-{i}", stream_id),
-                headers=MSGPACK,
-            )
+            reply = await post_window(client, url, window, f"{stream_id}-{i}", stream_id)
             statuses.append(reply.status_code)
         return statuses
 

@@ -16,6 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytest.importorskip(
+    "fastapi", reason="the inference server needs the [serve] extra: pip install -e '.[serve]'"
+)
+
+
 from tests import test_server_support as support
 from vidihand_ros.cli import main
 from vidihand_ros.cli.serve import TOKEN_ENV, is_loopback, read_token
@@ -37,6 +42,11 @@ def environment(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO)
     env.update(extra)
     return env
+
+
+def run_serve(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """`command` (a `vidihand serve` line) to its end, its output captured."""
+    return subprocess.run(command, cwd=REPO, env=environment(), capture_output=True, text=True, timeout=60)
 
 
 @contextmanager
@@ -76,14 +86,7 @@ def served(
 
 
 def test_a_public_host_without_a_token_is_refused_in_one_line() -> None:
-    done = subprocess.run(
-        serve_command("--host", "0.0.0.0", "--port", str(free_port())),
-        cwd=REPO,
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_serve(serve_command("--host", "0.0.0.0", "--port", str(free_port())))
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -177,20 +180,8 @@ def test_bad_security_options_are_one_line(
 
 
 def test_an_estimator_that_cannot_start_stops_the_command_in_one_line() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vidihand_ros.cli",
-            "serve",
-            "--estimator",
-            "tests.test_server_support:broken",
-        ],
-        cwd=REPO,
-        env=environment(),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_serve(
+        [sys.executable, "-m", "vidihand_ros.cli", "serve", "--estimator", "tests.test_server_support:broken"]
     )
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]

@@ -15,6 +15,11 @@ from typing import Any
 import msgpack
 import pytest
 
+pytest.importorskip(
+    "fastapi", reason="the inference server needs the [serve] extra: pip install -e '.[serve]'"
+)
+
+
 schemathesis = pytest.importorskip("schemathesis")
 
 import httpx  # noqa: E402

@@ -17,10 +17,15 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+
+pytest.importorskip(
+    "fastapi", reason="the inference server needs the [serve] extra: pip install -e '.[serve]'"
+)
+
 from fastapi import FastAPI
 
 from tests import test_server_support as support
-from tests.test_server import MSGPACK, assert_poses_of, metric
+from tests.test_server import MSGPACK, assert_poses_of, metric, post_window
 from vidihand_ros.server.factory import AppFactory
 from vidihand_ros.server.local import running_server
 from vidihand_ros.server.runner import EstimatorSpec
@@ -115,11 +120,7 @@ def test_two_mediapipe_workers_give_the_in_process_poses(hand_photo_paths: list)
     async def stream(client: httpx.AsyncClient, url: str, stream_id: str) -> list[list[FramePoses]]:
         out = []
         for k, window in enumerate(streams[stream_id]):
-            reply = await client.post(
-                f"{url}/v1/windows",
-                content=encode_window(window, f"{stream_id}/{k}", stream_id),
-                headers=MSGPACK,
-            )
+            reply = await post_window(client, url, window, f"{stream_id}/{k}", stream_id)
             assert reply.status_code == 200, reply.text
             out.append(decode_poses(reply.content, f"{stream_id}/{k}"))
         return out

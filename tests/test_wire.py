@@ -51,6 +51,20 @@ def test_a_window_round_trips_bytes_calibration_and_fields() -> None:
     assert len(as_dict(encode_window(window, "w"))["cameras"]) == 1  # one calibration, shared
 
 
+def test_frames_keep_their_stream_index() -> None:
+    """Overlapping windows share frames: a stateful estimator knows them by (stamp, index)."""
+    window = support.jpeg_window(3, start=40)
+    for k, frame in enumerate(window.frames):
+        frame.index = 1000 + k  # e.g. the message's position in its bag
+    _, _, back = decode_window(encode_window(window, "w"))
+    assert [f.index for f in back.frames] == [1000, 1001, 1002]
+    message = as_dict(encode_window(window, "w"))
+    for frame in message["frames"]:
+        del frame["index"]  # an older client: the position in the stream, from `start`
+    _, _, back = decode_window(msgpack.packb(message, use_bin_type=True))
+    assert [f.index for f in back.frames] == [40, 41, 42]
+
+
 def test_raw_and_uncalibrated_frames_round_trip() -> None:
     pixels = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
     frames = [
@@ -98,6 +112,8 @@ WINDOW_ERRORS: list[tuple[str, dict[str, Any] | bytes, int, str | None]] = [
     ("segment negative", {**_window_message(), "segment": -1}, 400, "segment"),
     ("start as bool", {**_window_message(), "start": True}, 400, "start"),
     ("no frames", {**_window_message(), "frames": []}, 400, "frames"),
+    ("index negative", _frame(index=-1), 400, "frames[0].index"),
+    ("index type", _frame(index="3"), 400, "frames[0].index"),
     (
         "too many frames",
         {**_window_message(), "frames": _window_message()["frames"][:1] * (MAX_FRAMES + 1)},

@@ -16,7 +16,9 @@ Request body (`POST /v1/windows`, `Content-Type: application/msgpack`), a map:
 - `cameras` (list): calibrations used by the frames: `{"K": 9 floats, "D": floats (≤ 14),
   "distortion_model": str, "width": int, "height": int}`.
 - `frames` (list, ≤ `MAX_FRAMES`): `{"stamp_ns": int, "frame_id": str, "camera": index or nil,
-  "encoding": "jpeg" | "png" | "rgb8", "width": int, "height": int, "data": bytes}`. JPEG and PNG
+  "encoding": "jpeg" | "png" | "rgb8", "width": int, "height": int, "data": bytes, "index": int
+  (optional: the frame's position in its stream, default `start` + its place in the window; a
+  stateful estimator recognises frames shared by overlapping windows by stamp and index)}`. JPEG and PNG
   are the bytes the camera sent (the client never decodes them; the server checks the declared size
   before decoding); `rgb8` is H×W×3 uint8, row-major.
 
@@ -209,6 +211,7 @@ def encode_window(window: Window, window_id: str, stream_id: str = "") -> bytes:
                 "width": int(frame.width),
                 "height": int(frame.height),
                 "data": bytes(data),
+                "index": int(frame.index),
             }
         )
     return pack(
@@ -258,7 +261,7 @@ def decode_window(body: bytes, limits: WireLimits | None = None) -> tuple[str, s
     num_valid = _field(message, "num_valid", int)
     if not 1 <= num_valid <= len(raw_frames):
         raise WireError(f"must be in 1..{len(raw_frames)}, got {num_valid}", field="num_valid")
-    frames = [_decode_frame(f, f"frames[{i}]", cameras, limits, i) for i, f in enumerate(raw_frames)]
+    frames = [_decode_frame(f, f"frames[{i}]", cameras, limits, start + i) for i, f in enumerate(raw_frames)]
     return window_id, stream_id, Window(frames=frames, start=start, num_valid=num_valid, segment=segment)
 
 
@@ -307,6 +310,8 @@ def _decode_frame(
     width = _field(value, "width", int, where)
     height = _field(value, "height", int, where)
     data = _field(value, "data", bytes, where)
+    if value.get("index") is not None:  # the frame's position in its stream (default: start + i)
+        index = _non_negative(_field(value, "index", int, where), f"{where}.index")
     camera_index = value.get("camera")
     camera = None
     if camera_index is not None:

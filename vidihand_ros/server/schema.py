@@ -50,6 +50,11 @@ FRAME_SCHEMA: dict[str, Any] = {
             "format": "binary",
             "description": "the camera's JPEG/PNG bytes as sent, or H×W×3 uint8 rgb8, row-major",
         },
+        "index": {
+            **_INT,
+            "description": "optional: the frame's position in its stream (default start + its place "
+            "in the window); frames shared by overlapping windows keep one index",
+        },
     },
 }
 
