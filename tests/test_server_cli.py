@@ -221,3 +221,12 @@ def test_serve_help_imports_no_server_or_numpy() -> None:
         loaded(modules, ("numpy", "fastapi", "uvicorn", "prometheus_client", "vidihand_ros.server", "torch"))
         == []
     )
+
+
+def test_ray_replicas_refuse_a_stateful_estimator(capsys: pytest.CaptureFixture[str]) -> None:
+    """MediaPipe's per-stream tracking is not shared between Ray Serve replicas."""
+    from vidihand_ros.cli import main
+
+    assert main(["serve", "--estimator", "mediapipe", "--ray", "--replicas", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--replicas" in err[0] and "per-stream tracking" in err[0]

@@ -166,3 +166,27 @@ def test_short_losses_restart_the_smoothing_where_the_hand_comes_back() -> None:
     truth = recording.truth["right"]
     assert np.abs(joints[46:50, 0, 2] - truth[46:50, 0, 2]).max() < 0.03
     assert np.abs(joints[36:40, 0, 2] - truth[36:40, 0, 2]).max() < 0.03
+
+
+def test_a_window_sent_again_is_answered_without_a_cut() -> None:
+    """A client retrying a window (its first reply lost) must not reset the stream's tracking."""
+    from tests.synthetic_detector import IMAGE_SIZE, ScriptedDetector
+    from vidihand_ros.estimators.mediapipe.hands import MediaPipeHandsEstimator, MediaPipeOptions
+    from vidihand_ros.types import Frame, Window
+
+    recording = record({"right": reach_and_hold(np.random.default_rng(4), frames=48)}, seed=4)
+    detector = ScriptedDetector(recording.detections)
+    estimator = MediaPipeHandsEstimator(MediaPipeOptions(), detector=detector)
+    pixels = np.zeros((IMAGE_SIZE[1], IMAGE_SIZE[0], 3), np.uint8)
+    frames = [
+        Frame(10**9 + t * 33_000_000, "c", "rgb8", *IMAGE_SIZE, pixels=pixels, camera=CAMERA, index=t)
+        for t in range(48)
+    ]
+    first = estimator.estimate([Window(frames[:32], 0, 32, 0)])[0]
+    again = estimator.estimate([Window(frames[:32], 0, 32, 0)])[0]
+    assert detector.calls == 32  # nothing detected twice
+    for a, b in zip(first, again, strict=True):
+        assert a.right is not None and b.right is not None
+        np.testing.assert_array_equal(a.right.joints_3d, b.right.joints_3d)
+    estimator.estimate([Window(frames[16:48], 16, 32, 0)])
+    assert detector.calls == 48

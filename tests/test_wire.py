@@ -233,3 +233,13 @@ def test_big_endian_arrays_are_sent_little_endian() -> None:
     pose = HandPose(presence=0.5, joints_3d=np.ones((21, 3), dtype=">f4"))
     message = as_dict(encode_poses("w", [FramePoses(1, "f", left=pose)]))
     assert message["left"]["joints_3d"]["dtype"] == "<f4"
+
+
+def test_frames_of_a_window_must_be_distinct() -> None:
+    """Two frames with one (stamp, index) would make a stateful estimator misalign its poses."""
+    message = as_dict(encode_window(support.jpeg_window(3), "w"))
+    message["frames"][2]["index"] = message["frames"][1]["index"]
+    message["frames"][2]["stamp_ns"] = message["frames"][1]["stamp_ns"]
+    with pytest.raises(WireError) as caught:
+        decode_window(msgpack.packb(message, use_bin_type=True))
+    assert (caught.value.status, caught.value.field) == (400, "frames[2].index")

@@ -262,6 +262,12 @@ def decode_window(body: bytes, limits: WireLimits | None = None) -> tuple[str, s
     if not 1 <= num_valid <= len(raw_frames):
         raise WireError(f"must be in 1..{len(raw_frames)}, got {num_valid}", field="num_valid")
     frames = [_decode_frame(f, f"frames[{i}]", cameras, limits, start + i) for i, f in enumerate(raw_frames)]
+    seen: set[tuple[int, int]] = set()
+    for i, frame in enumerate(frames[:num_valid]):  # padding after num_valid repeats the last frame
+        key = (frame.stamp_ns, frame.index)
+        if key in seen:
+            raise WireError("two frames of the window share stamp_ns and index", field=f"frames[{i}].index")
+        seen.add(key)
     return window_id, stream_id, Window(frames=frames, start=start, num_valid=num_valid, segment=segment)
 
 

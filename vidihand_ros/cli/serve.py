@@ -286,5 +286,12 @@ def _run_ray(args: argparse.Namespace, factory: Any) -> int:
         from vidihand_ros.server import ray_serve
     except ImportError as err:
         raise InputError(f"--ray is not available here: {err}", field="--ray") from None
+    if args.replicas > 1 and args.estimator == "mediapipe":
+        # Ray Serve spreads a stream's windows over replicas; MediaPipe's tracking needs them all.
+        raise InputError(
+            "mediapipe keeps per-stream tracking state, which Ray Serve replicas do not share: use "
+            "--replicas 1, or --workers N without --ray",
+            field="--replicas",
+        )
     ray_serve.run(factory, replicas=args.replicas, address=args.address, host=args.host, port=args.port)
     return 0

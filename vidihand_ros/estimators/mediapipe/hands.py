@@ -216,6 +216,7 @@ class MediaPipeHandsEstimator:
         #: Frames processed so far that a window may still need (its own and the context before it).
         self._timeline: dict[FrameKey, _Processed] = {}
         self._last_window: tuple[int, int] | None = None  # (segment, start)
+        self._last_frames: list[Frame] | None = None  # its frames, to recognise a retry
         self._last_t: float | None = None
         self._betas: dict[str, NDArray[np.float32]] = {}
         #: Frames run through MediaPipe so far (tests check that overlap is not processed twice).
@@ -245,6 +246,7 @@ class MediaPipeHandsEstimator:
         if not self._continues(window):
             self._reset_stream()
         self._last_window = (window.segment, window.start)
+        self._last_frames = list(window.valid_frames)
         keys = [(frame.stamp_ns, frame.index) for frame in window.valid_frames]
         for frame, key in zip(window.valid_frames, keys, strict=True):
             if key not in self._timeline:
@@ -252,6 +254,11 @@ class MediaPipeHandsEstimator:
         # The window's frames with up to CONTEXT_FRAMES before them: smoothing looks back that far.
         order = list(self._timeline)
         first = order.index(keys[0])
+        if len(set(keys)) != len(keys) or order.index(keys[-1]) - first != len(keys) - 1:
+            raise InputError(
+                "a window's frames must be distinct and in stream order (stamp_ns, index); "
+                f"got stamps {keys[0][0]}..{keys[-1][0]} ns"
+            )
         context = order[max(0, first - CONTEXT_FRAMES) : order.index(keys[-1]) + 1]
         self._timeline = {key: self._timeline[key] for key in order[max(0, first - CONTEXT_FRAMES) :]}
         processed = [self._timeline[key] for key in context]
@@ -261,11 +268,15 @@ class MediaPipeHandsEstimator:
         """Whether `window` follows the previous one in the same segment of the same stream.
 
         A new segment, or a start that does not advance (a new episode restarts the windower at
-        0), means a cut: tracking, filters and the timeline must not carry over.
+        0), means a cut: tracking, filters and the timeline must not carry over. A window sent
+        again (a retry) whose frames are all still known is not a cut.
         """
         if self._last_window is None:
             return False
         segment, start = self._last_window
+        if window.segment == segment and window.start == start:
+            # The same window again (a client's retry): answered from the timeline, no cut.
+            return self._last_frames is not None and _same_frames(self._last_frames, window.valid_frames)
         return window.segment == segment and window.start > start
 
     def _reset_stream(self) -> None:
@@ -427,6 +438,21 @@ class MediaPipeHandsEstimator:
             "transl": fit.transl,
             "joints": fit.joints,
         }
+
+
+def _same_frames(before: list[Frame], now: list[Frame]) -> bool:
+    """Whether two windows hold the same frames: stamps, indices and image content."""
+    if len(before) != len(now):
+        return False
+    for a, b in zip(before, now, strict=True):
+        if (a.stamp_ns, a.index, a.encoding) != (b.stamp_ns, b.index, b.encoding):
+            return False
+        if a.data is not None or b.data is not None:
+            if a.data != b.data:
+                return False
+        elif not np.array_equal(a.rgb(), b.rgb()):
+            return False
+    return True
 
 
 def _fill_gaps(
