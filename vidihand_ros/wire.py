@@ -68,7 +68,8 @@ WIRE_VERSION = 1
 CONTENT_TYPE = "application/msgpack"
 #: Frames one window may carry (an 81-frame model window with room to spare).
 MAX_FRAMES = 256
-_MAX_ID = 128
+#: Longest window_id / stream_id.
+MAX_ID = 128
 _MAX_CAMERAS = 16
 _MAX_DISTORTION = 14
 _DTYPES = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64, "|b1": np.bool_}
@@ -245,11 +246,11 @@ def decode_window(body: bytes, limits: WireLimits | None = None) -> tuple[str, s
     message = unpack(body, limits)
     check_version(message)
     window_id = _field(message, "window_id", str)
-    if len(window_id) > _MAX_ID:
-        raise WireError(f"longer than {_MAX_ID} characters", field="window_id")
+    if len(window_id) > MAX_ID:
+        raise WireError(f"longer than {MAX_ID} characters", field="window_id")
     stream_id = _field(message, "stream_id", str)
-    if len(stream_id) > _MAX_ID:
-        raise WireError(f"longer than {_MAX_ID} characters", field="stream_id")
+    if len(stream_id) > MAX_ID:
+        raise WireError(f"longer than {MAX_ID} characters", field="stream_id")
     segment = _non_negative(_field(message, "segment", int), "segment")
     start = _non_negative(_field(message, "start", int), "start")
     cameras = [_decode_camera(c, f"cameras[{i}]") for i, c in enumerate(_field(message, "cameras", list))]

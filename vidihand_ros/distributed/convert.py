@@ -21,8 +21,8 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from vidihand_ros.distributed.merge import copy_episodes
 from vidihand_ros.distributed.session import import_ray, ray_session
 from vidihand_ros.episodes import checked_time_ranges
 from vidihand_ros.errors import DatasetError, InputError
-from vidihand_ros.estimators import AnyPoseEstimator, create_estimator
+from vidihand_ros.estimators.spec import EstimatorSpec
 from vidihand_ros.native_stderr import native_stderr_filtered
 from vidihand_ros.pipeline import (
     ConvertOptions,
@@ -52,18 +52,6 @@ __all__ = ["EstimatorSpec", "RayOptions", "convert_on_ray", "convert_part"]
 
 #: Estimators that want a GPU per task when the cluster has GPUs (the others run on CPU or remotely).
 GPU_ESTIMATORS = ("vidihand",)
-
-
-@dataclass(frozen=True)
-class EstimatorSpec:
-    """An estimator as the registry builds it (`create_estimator(name, options)`): what is sent to
-    workers instead of a live estimator, which holds a model, a graph or connections."""
-
-    name: str = "none"
-    options: Mapping[str, str] = field(default_factory=dict)
-
-    def build(self) -> AnyPoseEstimator | None:
-        return create_estimator(self.name, dict(self.options))
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from vidihand_ros import __version__
 from vidihand_ros.errors import EstimatorError, InputError
 from vidihand_ros.estimators.base import EstimatorInfo
 from vidihand_ros.types import FramePoses, Window
-from vidihand_ros.wire import CONTENT_TYPE, WIRE_VERSION, WireError, decode_poses, encode_window
+from vidihand_ros.wire import CONTENT_TYPE, MAX_ID, WIRE_VERSION, WireError, decode_poses, encode_window
 
 __all__ = ["TOKEN_ENV", "RemoteEstimator", "RemoteOptions", "create", "retry_after_s"]
 
@@ -55,7 +55,6 @@ TOKEN_ENV = "VIDIHAND_TOKEN"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _KEYS = ("server", "token_file", "timeout_s", "retry_s", "max_in_flight", "stream_id", "ca_file")
 _TOKEN = re.compile(r"[\x21-\x7e]+")  # one line of printable ASCII: safe in a header
-_MAX_ID = 128  # the wire's limit on ids
 _T = TypeVar("_T")
 Poses = list[list[FramePoses]]
 
@@ -99,8 +98,8 @@ class RemoteOptions:
             raise InputError("--estimator remote needs --server URL (e.g. http://gpu-box:8000)")
         env = os.environ if env is None else env
         stream_id = options.get("stream_id") or str(uuid.uuid4())
-        if len(stream_id) > _MAX_ID:
-            raise InputError(f"remote option stream_id is longer than {_MAX_ID} characters")
+        if len(stream_id) > MAX_ID:
+            raise InputError(f"remote option stream_id is longer than {MAX_ID} characters")
         server = server_url(options["server"])
         ca_file = options.get("ca_file") or None
         if ca_file is not None and not server.startswith("https://"):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from vidihand_ros.errors import InputError
 from vidihand_ros.estimators.base import AnyPoseEstimator, EstimatorInfo, PoseEstimator
+from vidihand_ros.estimators.spec import EstimatorSpec
 from vidihand_ros.server.decoding import FrameDecoder, cpu_decoder
 from vidihand_ros.server.errors import Failure, Outcome
 from vidihand_ros.types import CameraModel, Frame, FramePoses, Window
@@ -30,23 +31,6 @@ log = logging.getLogger(__name__)
 
 #: The stream id of the warm-up window (no client's id: ids are checked text, this has a NUL).
 WARMUP_STREAM = "\x00warmup"
-
-
-@dataclass(frozen=True)
-class EstimatorSpec:
-    """How to build the estimator: a registry name and its string options (picklable, so each
-    worker process and Ray replica builds its own)."""
-
-    name: str
-    options: dict[str, str] = field(default_factory=dict)
-
-    def build(self) -> AnyPoseEstimator:
-        from vidihand_ros.estimators import create_estimator
-
-        estimator = create_estimator(self.name, dict(self.options))
-        if estimator is None:
-            raise InputError("a server needs an estimator; 'none' estimates nothing", field="--estimator")
-        return estimator
 
 
 @dataclass
@@ -99,7 +83,7 @@ class WindowRunner:
         self.spec = spec
         self.max_streams = max_streams
         self.decoder = decoder or cpu_decoder()
-        first = spec.build()
+        first = spec.build_required()
         self.info: EstimatorInfo = first.info
         #: The one instance of a stateless estimator; None for a stateful one (one per stream).
         self._shared: AnyPoseEstimator | None = None if self.info.stateful else first
@@ -116,7 +100,7 @@ class WindowRunner:
         if self.info.stateful:
             # The warm-up's state must not reach a client's stream: a fresh instance is the spare.
             self._forget(WARMUP_STREAM)
-            self._spare = self.spec.build()
+            self._spare = self.spec.build_required()
 
     def run(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Each job's reply body or failure, in the jobs' order."""
@@ -200,7 +184,7 @@ class WindowRunner:
         if self._spare is not None:
             estimator, self._spare = self._spare, None
         else:
-            estimator = self.spec.build()
+            estimator = self.spec.build_required()
         self._streams[stream_id] = estimator
         return estimator
 

@@ -27,7 +27,7 @@ from vidihand_ros.estimators.base import EstimatorInfo
 from vidihand_ros.server.batching import LaneLost
 from vidihand_ros.server.errors import Failure, Outcome
 from vidihand_ros.server.runner import EstimatorSpec, Job
-from vidihand_ros.wire import WireLimits
+from vidihand_ros.wire import WireLimits, pack
 
 __all__ = ["ProcessLane"]
 
@@ -35,10 +35,6 @@ log = logging.getLogger(__name__)
 
 #: How often an idle worker is checked for being alive (a dead one is replaced before it is needed).
 WATCH_S = 0.25
-
-
-def _pack(message: dict[str, Any]) -> bytes:
-    return bytes(msgpack.packb(message, use_bin_type=True))
 
 
 def _unpack(data: bytes) -> dict[str, Any]:
@@ -89,7 +85,7 @@ class ProcessLane:
                 raise LaneLost(f"{self.name} could not be restarted: {err}") from err
         conn = self._conn
         assert conn is not None
-        request = _pack(
+        request = pack(
             {"jobs": [{"stream_id": j.stream_id, "window_id": j.window_id, "body": j.body} for j in jobs]}
         )
         self._busy = True
@@ -190,7 +186,7 @@ class ProcessLane:
         if conn is not None:
             with contextlib.suppress(OSError):
                 if process is not None and process.is_alive():
-                    conn.send_bytes(_pack({"stop": True}))
+                    conn.send_bytes(pack({"stop": True}))
             conn.close()
         if process is not None:
             process.join(timeout=5)
@@ -230,9 +226,9 @@ def worker_main(
         )
         runner.warm_up()
     except Exception as err:
-        conn.send_bytes(_pack({"fatal": str(err) or type(err).__name__}))
+        conn.send_bytes(pack({"fatal": str(err) or type(err).__name__}))
         return
-    conn.send_bytes(_pack({"ready": _info_dict(runner.info)}))
+    conn.send_bytes(pack({"ready": _info_dict(runner.info)}))
     limits = WireLimits(max_pixels=max_pixels, max_bytes=max_bytes)
     try:
         while True:
@@ -256,7 +252,7 @@ def worker_main(
             for i in range(len(message["jobs"])):
                 outcome = early[i] if i in early else next(outcomes)
                 replies.append({"ok": outcome} if isinstance(outcome, bytes) else outcome.as_dict())
-            conn.send_bytes(_pack({"outcomes": replies}))
+            conn.send_bytes(pack({"outcomes": replies}))
     finally:
         runner.close()
 
