@@ -7,6 +7,7 @@ whatever the window/stride. The right hand is "absent" (low presence) on every t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -83,3 +84,20 @@ class FailingStampEstimator(StampEstimator):
 def failing_estimator(**options: str) -> FailingStampEstimator:
     """Factory for `--estimator tests.estimators:failing_estimator`."""
     return FailingStampEstimator(**options)
+
+
+class SlowStampEstimator(StampEstimator):
+    """StampEstimator taking `delay_s` seconds per call: slower than a camera, for drop tests."""
+
+    def __init__(self, delay_s: str = "0.1", **options: str) -> None:
+        super().__init__(**options)
+        self.delay_s = float(delay_s)
+
+    def estimate(self, windows: Sequence[Window]) -> list[list[FramePoses]]:
+        time.sleep(self.delay_s)
+        return super().estimate(windows)
+
+
+def slow_estimator(**options: str) -> SlowStampEstimator:
+    """Factory for `--estimator tests.estimators:slow_estimator` (option delay_s)."""
+    return SlowStampEstimator(**options)

@@ -3,8 +3,14 @@ front ends stand on (the remote client included: a robot needs httpx and msgpack
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.ci import require
+
+PACKAGE = Path(__file__).resolve().parent.parent / "vidihand_ros"
 
 CORE = [
     "vidihand_ros.types",
@@ -14,6 +20,7 @@ CORE = [
     "vidihand_ros.windowing",
     "vidihand_ros.stitching",
     "vidihand_ros.stream",
+    "vidihand_ros.live",
     "vidihand_ros.episodes",
     "vidihand_ros.pipeline",
     "vidihand_ros.summary",
@@ -63,6 +70,27 @@ def test_the_core_imports_without_ros_torch_diffusers_or_mediapipe() -> None:
         "import importlib, sys\n"
         f"for name in {CORE!r}: importlib.import_module(name)\n"
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_only_the_ros_adapter_imports_rclpy() -> None:
+    ros_import = re.compile(r"^\s*(?:import|from)\s+(?:rclpy|rosidl_runtime_py|sensor_msgs|std_msgs)\b", re.M)
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if "ros" not in path.relative_to(PACKAGE).parts[:1] and ros_import.search(path.read_text("utf-8"))
+    ]
+    assert offenders == []
+
+
+def test_the_ros_adapter_needs_no_torch_mediapipe_or_web_stack() -> None:
+    require("rclpy", "bash scripts/ros_interfaces.sh")
+    code = (
+        "import sys\n"
+        "import vidihand_ros.ros.hand_pose_node\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN[1:]!r})))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ Design notes: docs/streaming.md.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -73,8 +73,10 @@ class PoseStream:
     `threaded` runs a synchronous estimator on a worker thread, so `push` returns while a window
     is estimated (a live node); an estimator that has `submit` of its own (a remote client) is
     used as it is. `push` waits only when `max_in_flight` calls are outstanding (back-pressure),
-    for at most `timeout_s`. After an error every frame stitched before it has been returned
-    (the error comes on the next call); the stream is then finished: make a new one.
+    for at most `timeout_s`. `on_result` is called (on whichever thread finishes it) when a call's
+    result arrives, so a live caller can `poll` at once instead of on a timer. After an error
+    every frame stitched before it has been returned (the error comes on the next call); the
+    stream is then finished: make a new one.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class PoseStream:
         max_in_flight: int = 1,
         threaded: bool = False,
         timeout_s: float | None = None,
+        on_result: Callable[[], None] | None = None,
     ) -> None:
         if batch_windows < 1 or max_in_flight < 1:
             raise ValueError("batch_windows and max_in_flight must be at least 1")
@@ -95,6 +98,7 @@ class PoseStream:
         self.batch_windows = batch_windows
         self.max_in_flight = max_in_flight
         self.timeout_s = timeout_s
+        self._on_result = on_result
         self._estimator: AsyncPoseEstimator | None = None
         self._own_thread: ThreadedSubmit | None = None  # a worker this stream started, to stop
         if estimator is not None:
@@ -132,6 +136,18 @@ class PoseStream:
         self._raise_pending()
         return self._collect(wait=False)
 
+    def break_segment(self) -> None:
+        """End the current segment now, without waiting (a live caller dropped frames here).
+
+        The segment's padded tail is submitted and its last frames become final once it is back;
+        the next `push` starts a new segment, so no window spans the hole.
+        """
+        if self._estimator is None or self._windower.segment < 0:
+            return
+        self._raise_pending()
+        self._submit_safely(self._windower.flush(), final=True)
+        self._calls.append(_Call([], _done([])))
+
     def flush(self) -> list[Pair]:
         """End the stream: estimate the padded tail, wait for every call, return the rest.
 
@@ -147,7 +163,14 @@ class PoseStream:
         return out + self._stitcher.flush()
 
     def close(self) -> None:
-        """Stop a worker thread this stream started (the estimator itself belongs to the caller)."""
+        """Stop a worker thread this stream started (the estimator itself belongs to the caller).
+
+        Calls still queued on a worker thread are cancelled (after an error nobody waits for
+        them); a remote client's calls are left to finish, its ordering is its own.
+        """
+        if isinstance(self._estimator, ThreadedSubmit):
+            for call in self._calls:
+                call.future.cancel()
         if self._own_thread is not None:
             self._own_thread.shutdown(wait=self._error is None)  # never join a stuck estimator
 
@@ -166,12 +189,19 @@ class PoseStream:
     @property
     def frames_held(self) -> int:
         """Distinct frames held anywhere in the stream now (for memory bounds)."""
+        return len(self.held_frames())
+
+    def held_frames(self) -> list[Frame]:
+        """The distinct frames held anywhere in the stream now, not yet returned (e.g. to count
+        what an error lost)."""
         windows = chain(self._batch, *(call.windows for call in self._calls))
-        held = {id(f) for w in windows for f in w.valid_frames}
-        held.update(id(f) for f in self._windower.buffered_frames)
-        held.update(id(f) for f in self._stitcher.pending_frames)
-        held.update(id(frame) for frame, _ in self._ready)
-        return len(held)
+        frames = chain(
+            (f for w in windows for f in w.valid_frames),
+            self._windower.buffered_frames,
+            self._stitcher.pending_frames,
+            (frame for frame, _ in self._ready),
+        )
+        return list({id(f): f for f in frames}.values())
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -185,16 +215,24 @@ class PoseStream:
     def _queue(self, windows: Sequence[Window], *, final: bool) -> None:
         self._batch.extend(windows)
         while len(self._batch) >= self.batch_windows or (final and self._batch):
-            batch = self._batch[: self.batch_windows]
-            del self._batch[: self.batch_windows]
             while self.in_flight >= self.max_in_flight:
                 self._stitch_head()  # back-pressure: the oldest call must finish first
+            # the batch leaves self._batch only once submitted, so an error here leaves its frames
+            # where `held_frames` sees them
+            batch = self._batch[: self.batch_windows]
             assert self._estimator is not None
             try:
                 future = self._estimator.submit(batch)
             except Exception as err:  # a remote client that cannot even send
                 raise _failed(batch, err) from err
+            del self._batch[: len(batch)]
+            if self._on_result is not None:
+                future.add_done_callback(self._result_arrived)
             self._calls.append(_Call(batch, future))
+
+    def _result_arrived(self, _: Future[Poses]) -> None:
+        assert self._on_result is not None
+        self._on_result()
 
     def _collect(self, *, wait: bool) -> list[Pair]:
         """Stitch every finished call at the head (all of them when `wait`); return what is ready.

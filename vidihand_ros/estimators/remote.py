@@ -45,7 +45,7 @@ from vidihand_ros.estimators.base import EstimatorInfo
 from vidihand_ros.types import FramePoses, Window
 from vidihand_ros.wire import CONTENT_TYPE, MAX_ID, WIRE_VERSION, WireError, decode_poses, encode_window
 
-__all__ = ["TOKEN_ENV", "RemoteEstimator", "RemoteOptions", "create", "retry_after_s"]
+__all__ = ["TOKEN_ENV", "RemoteEstimator", "RemoteOptions", "ServerUnreachable", "create", "retry_after_s"]
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +262,11 @@ def _error_body(response: httpx.Response) -> tuple[str, str | None]:
 # The estimator
 
 
+class ServerUnreachable(InputError):
+    """No answer at all from the server's address (not started yet, or down): a live caller may
+    try again later; anything the server answered is a plain InputError."""
+
+
 class RemoteEstimator:
     """A PoseEstimator (and AsyncPoseEstimator) whose windows are estimated by `vidihand serve`.
 
@@ -446,7 +451,7 @@ class RemoteEstimator:
             try:
                 response = self._client.get("/v1/info")
             except httpx.HTTPError as err:
-                raise InputError(
+                raise ServerUnreachable(
                     f"cannot reach the inference server at {self._server}: {_describe(err)}"
                 ) from None
             status = response.status_code

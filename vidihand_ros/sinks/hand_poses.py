@@ -8,6 +8,7 @@ conversion, pose bags) uses `rosbags` instead, so this module registers the same
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +85,17 @@ def make_typestore(distro: str = "jazzy") -> Typestore:
 def poses_to_message(poses: FramePoses, typestore: Typestore) -> Any:
     """A `HandPoses` message for one frame; a missing hand becomes `valid=False` with NaN fields."""
     register_types(typestore)
-    types = typestore.types
+    return build_message(poses, typestore.types)
+
+
+def build_message(
+    poses: FramePoses, types: Mapping[str, Any], missing: Mapping[str, Any] | None = None
+) -> Any:
+    """`poses_to_message` with any message classes: `types` maps ROS type names
+    ("std_msgs/msg/Header", …, `HAND_POSE`, `HAND_POSES`) to constructors taking the fields as
+    keywords — a rosbags typestore's, or rclpy's generated classes (`vidihand_ros.ros.messages`).
+    `missing` may give a ready `HandPose` per side for a hand without an estimate (a live
+    publisher reuses one instead of building 21 NaN points a frame)."""
     if not -_INT32 <= poses.stamp_ns // _NANO < _INT32:
         raise InputError(f"stamp {poses.stamp_ns} ns does not fit builtin_interfaces/Time", field="stamp_ns")
     sec, nanosec = divmod(poses.stamp_ns, _NANO)
@@ -94,9 +105,17 @@ def poses_to_message(poses: FramePoses, typestore: Typestore) -> Any:
     )
     return types[HAND_POSES](
         header=header,
-        left=_hand_to_message(poses.left, "left", typestore),
-        right=_hand_to_message(poses.right, "right", typestore),
+        left=_hand(poses.left, "left", types, missing),
+        right=_hand(poses.right, "right", types, missing),
     )
+
+
+def _hand(
+    hand: HandPose | None, side: str, types: Mapping[str, Any], missing: Mapping[str, Any] | None
+) -> Any:
+    if hand is None and missing is not None:
+        return missing[side]
+    return _hand_to_message(hand, side, types)
 
 
 def message_to_poses(msg: Any) -> FramePoses:
@@ -110,8 +129,7 @@ def message_to_poses(msg: Any) -> FramePoses:
     )
 
 
-def _hand_to_message(hand: HandPose | None, side: str, typestore: Typestore) -> Any:
-    types = typestore.types
+def _hand_to_message(hand: HandPose | None, side: str, types: Mapping[str, Any]) -> Any:
     est = hand if hand is not None else HandPose(presence=np.nan)
     point = types["geometry_msgs/msg/Point"]
     joints = _sized(est.joints_3d, NUM_JOINTS * 3, side, "joints_3d").reshape(NUM_JOINTS, 3)
@@ -124,10 +142,10 @@ def _hand_to_message(hand: HandPose | None, side: str, typestore: Typestore) -> 
     return types[HAND_POSE](
         valid=hand is not None,
         presence=float(np.float32(est.presence)),
-        global_orient=_vector3(_sized(est.global_orient, 3, side, "global_orient"), typestore),
+        global_orient=_vector3(_sized(est.global_orient, 3, side, "global_orient"), types),
         hand_pose=_sized(est.hand_pose, NUM_HAND_POSE_JOINTS * 3, side, "hand_pose"),
         betas=_sized(est.betas, NUM_BETAS, side, "betas"),
-        translation=_vector3(_sized(est.transl, 3, side, "transl"), typestore),
+        translation=_vector3(_sized(est.transl, 3, side, "transl"), types),
         wrist=wrist,
         joints=[point(x=float(a), y=float(b), z=float(c)) for a, b, c in joints],
         keypoints_2d=_sized(est.keypoints_2d, NUM_JOINTS * 2, side, "keypoints_2d"),
@@ -158,8 +176,8 @@ def _sized(values: NDArray[np.float32], size: int, side: str, field: str) -> NDA
     return flat
 
 
-def _vector3(v: NDArray[np.float32], typestore: Typestore) -> Any:
-    return typestore.types["geometry_msgs/msg/Vector3"](x=float(v[0]), y=float(v[1]), z=float(v[2]))
+def _vector3(v: NDArray[np.float32], types: Mapping[str, Any]) -> Any:
+    return types["geometry_msgs/msg/Vector3"](x=float(v[0]), y=float(v[1]), z=float(v[2]))
 
 
 def _xyz(v: Any) -> NDArray[np.float32]:
