@@ -25,6 +25,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from vidihand_ros.msg import HandPoses
 from visualization_msgs.msg import MarkerArray
 
+#: A DDS domain per test process: parallel runs (and other ROS work on the machine) stay apart.
+DOMAIN = int(os.environ.get("VIDIHAND_TEST_DOMAIN", 100 + os.getpid() % 100))
+
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout_s
@@ -39,8 +42,7 @@ class RosGraph:
 
     def __init__(self) -> None:
         self.context = Context()
-        # a domain per test process: parallel runs (and other ROS work on the machine) stay apart
-        rclpy.init(context=self.context, domain_id=int(os.environ.get("VIDIHAND_TEST_DOMAIN", 42)))
+        rclpy.init(context=self.context, domain_id=DOMAIN)
         self.executor = SingleThreadedExecutor(context=self.context)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()

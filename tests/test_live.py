@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ class SlowEstimator(StampEstimator):
 
 
 def live_stream(
-    estimator: StampEstimator, deliver: Callable[[list[Pair]], None], window: int, stride: int, **kwargs: int
+    estimator: StampEstimator, deliver: Callable[[list[Pair]], None], window: int, stride: int, **kwargs: Any
 ) -> LiveStream:
     submitter = as_async(estimator, threaded=True)
 
@@ -188,3 +189,17 @@ def test_offer_never_waits_for_the_estimator() -> None:
 def test_refuses_an_empty_queue(max_queued_windows: int) -> None:
     with pytest.raises(ValueError, match="max_queued_windows"):
         live_stream(StampEstimator(), Collected(), window=4, stride=4, max_queued_windows=max_queued_windows)
+
+
+def test_frames_held_for_a_window_that_never_fills_go_out_once_the_source_is_idle() -> None:
+    """A stopped camera or an ended bag: the held frames are estimated after `idle_s`, no close."""
+    out = Collected()
+    live = live_stream(StampEstimator(), out, window=8, stride=4, idle_s=0.2, max_queued_windows=16)
+    for i in range(10):
+        live.offer(frame(i))
+    out.wait_for(10, timeout_s=5.0)
+    assert out.indices == list(range(10))
+    for i in range(10, 14):  # the source resumes: a new segment, nothing lost or repeated
+        live.offer(frame(i))
+    live.close()
+    assert out.indices == list(range(14))

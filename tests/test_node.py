@@ -35,7 +35,7 @@ except ImportError as missing:
 
 from tests.bagfactory import WrittenBag, synthetic_frames, write_image_bag
 from tests.estimators import expected_pose
-from tests.rosnode import Listener, RosGraph, wait_until
+from tests.rosnode import DOMAIN, Listener, RosGraph, wait_until
 from vidihand_ros.errors import InputError
 from vidihand_ros.ros.bag_player import BagPlayer
 from vidihand_ros.ros.hand_pose_node import HandPoseNode
@@ -103,12 +103,12 @@ def test_every_frame_gets_its_hand_poses_once_in_order_with_the_source_stamp(
     graph: RosGraph, tmp_path: Path
 ) -> None:
     bag = jpeg_bag(tmp_path / "bag")
-    node = start_node(graph, estimator=STAMP, window=8, stride=4)
+    node = start_node(graph, estimator=STAMP, window=8, stride=4, idle_flush_s=0.3)
     player = BagPlayer(bag.path, context=graph.context)
     listener = connect(graph, node, player)
     player.play()
     wait_until(lambda: len(listener.poses) >= 36, what="hand poses")  # 4 held back: the overlap
-    node.close()  # the tail (the last partial window) is published on close
+    # the bag has ended: after idle_flush_s the held frames go out, without waiting for more
     wait_until(lambda: len(listener.poses) == 40, what="the last frames")
     time.sleep(0.2)
     poses = listener.poses.snapshot()
@@ -235,8 +235,7 @@ def received(listener: Listener) -> int:
 def test_sigint_finishes_the_windows_in_flight_and_exits_0(graph: RosGraph, tmp_path: Path) -> None:
     """The node in its own process (its own main and signal handling), stopped by SIGINT."""
     bag = jpeg_bag(tmp_path / "bag", frames=30)
-    domain = os.environ.get("VIDIHAND_TEST_DOMAIN", "42")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ROS_DOMAIN_ID": domain}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ROS_DOMAIN_ID": str(DOMAIN)}
     command = [
         sys.executable,
         "-m",
@@ -455,3 +454,13 @@ def test_a_killed_server_is_reported_windows_dropped_and_the_node_recovers(
     wait_until(lambda: len(listener.poses) == stats.delivered, what="the published poses")
     got = stamps(listener.poses.snapshot())
     assert got == sorted(set(got)), "each frame at most once, in order"
+
+
+def test_the_readme_lists_every_parameter_with_its_default() -> None:
+    from vidihand_ros.ros.settings import PARAMETERS
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name, declared in PARAMETERS.items():
+        default = declared.default if isinstance(declared.default, (int, float, str)) else "[]"
+        shown = repr(default) if isinstance(default, str) and default != "[]" else str(default)
+        assert f"| `{name}` | `{shown}`" in readme, name

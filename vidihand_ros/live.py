@@ -69,9 +69,13 @@ class LiveStream:
         deliver: Callable[[list[Pair]], None],
         *,
         max_queued_windows: int = 2,
+        idle_s: float | None = None,
     ) -> None:
         if max_queued_windows < 1:
             raise ValueError("max_queued_windows must be at least 1")
+        #: With no frame for this long, the segment ends: its held frames are estimated and sent
+        #: instead of waiting for frames that may never come (a camera stopped, a bag ended).
+        self.idle_s = idle_s
         self._make_stream = make_stream
         self._deliver = deliver
         self._cond = threading.Condition()
@@ -82,6 +86,8 @@ class LiveStream:
         self._woken = False
         self._break_pending = False
         self._stopping = False
+        self._last_offer = time.monotonic()
+        self._idle_cut = True  # nothing held yet: nothing to cut
         self._stream = make_stream(self._wake)
         self.window, self.stride = self._stream.window, self._stream.stride
         self.max_queued_frames = max_queued_windows * self.stride
@@ -104,6 +110,7 @@ class LiveStream:
                 self._stats.dropped_windows += 1
                 self._break_pending = True
             self._queue.append((frame, now))
+            self._last_offer = now
             self._cond.notify()
 
     def stats(self) -> LiveStats:
@@ -139,13 +146,15 @@ class LiveStream:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not (self._queue or self._woken or self._stopping):
-                    self._cond.wait()
+                while not (self._queue or self._woken or self._stopping or self._idle()):
+                    self._cond.wait(self._until_idle())
                 self._woken = False
                 item = self._queue.popleft() if self._queue else None
                 cut = self._break_pending and item is not None
                 self._break_pending = self._break_pending and not cut
                 finishing = self._stopping and item is None
+                idle = item is None and not finishing and self._idle()
+                self._idle_cut = (self._idle_cut or idle) and item is None
             if item is not None:
                 frame, offered = item
                 self._offered_at[id(frame)] = offered
@@ -154,8 +163,24 @@ class LiveStream:
                 self._step(self._stream.flush, None)
                 self._stream.close()
                 return
+            elif idle:
+                self._step(self._cut_then_poll, None)
             else:
                 self._step(self._stream.poll, None)
+
+    def _idle(self) -> bool:
+        """No frame for `idle_s` since the last one, whose segment is not cut yet (lock held)."""
+        return self.idle_s is not None and not self._idle_cut and self._until_idle() == 0.0
+
+    def _until_idle(self) -> float | None:
+        """Seconds until the stream counts as idle; None: no idle cut to wait for (lock held)."""
+        if self.idle_s is None or self._idle_cut:
+            return None
+        return max(0.0, self._last_offer + self.idle_s - time.monotonic())
+
+    def _cut_then_poll(self) -> list[Pair]:
+        self._stream.break_segment()
+        return self._stream.poll()
 
     def _cut_then_push(self, frame: Frame, cut: bool) -> list[Pair]:
         if cut:

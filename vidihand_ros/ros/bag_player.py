@@ -58,6 +58,10 @@ class BagPlayer(Node):
             topic: self.create_publisher(cls, topic, 100) for topic, cls in self.types.items()
         }
 
+    def messages_on(self, topic: str) -> list[Any]:
+        """The bag's messages on `topic`, deserialised (what `play` publishes)."""
+        return [deserialize_message(raw, self.types[t]) for _, t, raw in self.messages if t == topic]
+
     def subscribed(self, topic: str) -> bool:
         """Whether some subscriber of `topic` is matched."""
         return self.publishers_by_topic[topic].get_subscription_count() > 0

@@ -60,6 +60,9 @@ DISCOVERY_PERIOD_S = 0.2
 CONNECT_PERIOD_S = 1.0
 #: How long a stopping node waits for reliable subscribers to acknowledge its last messages (s).
 ACK_TIMEOUT_S = 2.0
+#: History depth of the per-frame outputs: a window's frames are published together, and a
+#: reliable subscriber must get all of them (up to a 81-frame window, with room to spare).
+OUTPUT_DEPTH = 100
 
 
 def sensor_qos(depth: int) -> QoSProfile:
@@ -85,11 +88,11 @@ class HandPoseNode(Node):
         self._not_ready: str | None = None  # why there is no estimator yet (a server not up)
         self._closing = threading.Event()
         self._poses_pub = self.create_publisher(
-            messages.message_classes()[messages.HAND_POSES], s.poses_topic, 10
+            messages.message_classes()[messages.HAND_POSES], s.poses_topic, OUTPUT_DEPTH
         )
         prefix = s.wrist_topic_prefix.rstrip("/")
         self._wrist_pubs = {
-            side: self.create_publisher(PoseStamped, f"{prefix}/{side}/wrist_pose", 10)
+            side: self.create_publisher(PoseStamped, f"{prefix}/{side}/wrist_pose", OUTPUT_DEPTH)
             for side in ("left", "right")
         }
         self._markers_pub = (
@@ -126,7 +129,10 @@ class HandPoseNode(Node):
         stream; frames are taken from now on."""
         self._estimator = None if estimator is None else as_async(estimator, threaded=True)
         live = LiveStream(
-            self._make_stream, self._publish, max_queued_windows=self.settings.max_queued_windows
+            self._make_stream,
+            self._publish,
+            max_queued_windows=self.settings.max_queued_windows,
+            idle_s=self.settings.idle_flush_s,
         )
         self._not_ready = None
         self.live = live

@@ -64,6 +64,12 @@ PARAMETERS: dict[str, Declared] = {
     "window": Declared(0, "Frames per window; 0: the estimator's own", 0, 4096),
     "stride": Declared(0, "Frames between window starts; 0: the estimator's own (or the window)", 0, 4096),
     "segment_gap_s": Declared(0.5, "A stamp jump larger than this starts a new segment (s)", 0.0, 3600.0),
+    "idle_flush_s": Declared(
+        1.0,
+        "With no frame for this long, the frames held are estimated and published (s); 0: never",
+        0.0,
+        3600.0,
+    ),
     "max_in_flight": Declared(0, "Windows at the estimator at once; 0: what the estimator allows", 0, 64),
     "max_queued_windows": Declared(
         2, "Strides of frames waiting for the estimator before the oldest are dropped", 1, 64
@@ -72,7 +78,9 @@ PARAMETERS: dict[str, Declared] = {
     "max_pixels": Declared(MAX_PIXELS, "Largest image accepted (width × height)", 1, 2**31 - 1),
     "poses_topic": Declared("~/hand_poses", "vidihand_ros/msg/HandPoses output, one per frame"),
     "wrist_topic_prefix": Declared("~", "geometry_msgs/PoseStamped on <prefix>/<side>/wrist_pose"),
-    "markers_topic": Declared("~/markers", "visualization_msgs/MarkerArray output; empty: none"),
+    "markers_topic": Declared(
+        "~/markers", "visualization_msgs/MarkerArray of the newest frame published; empty: none"
+    ),
     "diagnostics_period_s": Declared(1.0, "Period of the /diagnostics status (s)", 0.05, 60.0),
     "input_queue_depth": Declared(10, "History depth of the image subscription", 1, 1000),
 }
@@ -90,6 +98,7 @@ class NodeSettings:
     window: int | None
     stride: int | None
     segment_gap_s: float
+    idle_flush_s: float | None
     max_in_flight: int | None
     max_queued_windows: int
     estimate_timeout_s: float
@@ -156,6 +165,7 @@ def _settings(values: dict[str, Any]) -> NodeSettings:
         window=window,
         stride=stride,
         segment_gap_s=values["segment_gap_s"],
+        idle_flush_s=values["idle_flush_s"] or None,
         max_in_flight=values["max_in_flight"] or None,
         max_queued_windows=values["max_queued_windows"],
         estimate_timeout_s=values["estimate_timeout_s"],
