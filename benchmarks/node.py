@@ -194,7 +194,11 @@ def overhead_rows(windows: int) -> list[Row]:
     frames = jpegs(640, 480, 16)
     cam = camera(640, 480)
     intake, worker, publish, estimator_timer = Timer(), Timer(), Timer(), Timer()
-    with graph(estimator=TRIVIAL, window=WINDOW, stride=WINDOW, max_queued_windows=64) as (node, _, listener):
+    with graph(estimator=TRIVIAL, window=WINDOW, stride=WINDOW, max_queued_windows=64) as (
+        node,
+        _,
+        _listener,
+    ):
         node._fallback_camera = cam  # as if its CameraInfo had arrived
         on_image = intake.wrap(node._on_image)
         node._publish = publish.wrap(node._publish)  # type: ignore[method-assign]
