@@ -163,7 +163,10 @@ def test_close_gives_up_on_a_stuck_estimator_and_counts_what_it_held() -> None:
     stats = live.close(timeout_s=0.3)
     assert time.monotonic() - started < 2.0
     assert stats.delivered == 0 and stats.dropped_frames == 10
-    estimator.gate.set()
+    estimator.gate.set()  # the estimator answers after all: nothing more is delivered or counted
+    time.sleep(0.5)
+    after = live.stats()
+    assert out.indices == [] and (after.delivered, after.dropped_frames) == (0, 10)
 
 
 def test_offer_never_waits_for_the_estimator() -> None:

@@ -201,6 +201,9 @@ def test_parameters_come_from_yaml_and_are_read_only(graph: RosGraph, tmp_path: 
         ({"window": "eight"}, "window"),
         ({"camera_info_topic": "", "intrinsics_file": ""}, "no intrinsics"),
         ({"intrinsics_file": "/nonexistent/camera.yaml"}, "calibration file not found"),
+        ({"idle_flush_s": 0}, "decimal point"),
+        ({"poses_topic": ""}, "parameter poses_topic: '' is not a valid topic name"),
+        ({"markers_topic": "two words"}, "parameter markers_topic"),
     ],
 )
 def test_bad_parameters_are_refused_naming_them(
@@ -247,6 +250,8 @@ def test_sigint_finishes_the_windows_in_flight_and_exits_0(graph: RosGraph, tmp_
         "window:=16",
         "-p",
         "stride:=16",
+        "-p",
+        "idle_flush_s:=0.0",  # the tail waits for SIGINT, not for the source to go idle
         "--log-level",
         "info",
     ]
@@ -290,7 +295,10 @@ def test_a_slow_estimator_drops_windows_oldest_first_counts_them_and_keeps_going
     player = BagPlayer(bag.path, context=graph.context)
     listener = connect(graph, node, player)
     player.play()
-    wait_until(lambda: any(level == 1 for level, _, _ in listener.diagnostic_values()), what="a WARN")
+    wait_until(
+        lambda: any("frames dropped" in message for _, message, _ in listener.diagnostic_values()),
+        what="a WARN saying frames are dropped",
+    )
     assert node.live is not None
     live = node.live
     wait_until(lambda: live.stats().received == 90, what="every frame in the node")
@@ -414,7 +422,7 @@ def test_a_server_down_at_start_is_waited_for(graph: RosGraph, tmp_path: Path, p
 def test_a_killed_server_is_reported_windows_dropped_and_the_node_recovers(
     graph: RosGraph, tmp_path: Path, port: int
 ) -> None:
-    bag = jpeg_bag(tmp_path / "bag", frames=600, fps=60.0)  # 10 s of frames
+    bag = jpeg_bag(tmp_path / "bag", frames=1200, fps=60.0)  # 20 s of frames: still playing at the end
     server = served(port, tmp_path / "windows.log")
     wait_ready(port)
     node = start_node(
@@ -464,3 +472,20 @@ def test_the_readme_lists_every_parameter_with_its_default() -> None:
         default = declared.default if isinstance(declared.default, (int, float, str)) else "[]"
         shown = repr(default) if isinstance(default, str) and default != "[]" else str(default)
         assert f"| `{name}` | `{shown}`" in readme, name
+
+
+def test_a_server_that_comes_up_with_a_window_the_settings_refuse_is_an_error_not_a_hang(
+    graph: RosGraph, tmp_path: Path, port: int
+) -> None:
+    pytest.importorskip("fastapi", reason="the inference server needs the [serve] extra")
+    node = start_node(graph, estimator="remote", server=f"http://127.0.0.1:{port}", stride=100)
+    assert node.live is None
+    server = served(port, tmp_path / "windows.log")  # its window: 8 frames, less than stride 100
+    try:
+        wait_until(
+            lambda: "stride 100 is larger than" in (node._not_ready or ""), timeout_s=60, what="the error"
+        )
+        assert node.live is None
+    finally:
+        server.kill()
+        server.wait()

@@ -39,6 +39,9 @@ class LiveStats:
     dropped_windows: int = 0
     estimator_errors: int = 0
     last_error: str | None = None
+    #: calls of `deliver` that raised (a publisher that failed), and the last such error.
+    deliver_errors: int = 0
+    last_deliver_error: str | None = None
     #: time.monotonic() of the last error and of the last pair delivered (None: not yet).
     last_error_at: float | None = None
     last_delivered_at: float | None = None
@@ -86,6 +89,7 @@ class LiveStream:
         self._woken = False
         self._break_pending = False
         self._stopping = False
+        self._abandoned = False  # close() gave up on a stuck worker: it must not count or deliver
         self._last_offer = time.monotonic()
         self._idle_cut = True  # nothing held yet: nothing to cut
         self._stream = make_stream(self._wake)
@@ -129,12 +133,19 @@ class LiveStream:
         self._thread.join(timeout_s)
         if self._thread.is_alive():  # the estimator is stuck: give up on what it holds
             with self._cond:
+                self._abandoned = True
                 lost = len(self._queue) + len(self._offered_at)
                 self._queue.clear()
+                self._offered_at.clear()
                 self._stats.dropped_frames += lost
                 self._stats.dropped_windows += -(-lost // self.stride)
             log.warning("live stream: %d frames not finished within %.1f s, dropped", lost, timeout_s)
         return self.stats()
+
+    @property
+    def finished(self) -> bool:
+        """True once the worker has stopped (False after a `close` that gave up on it)."""
+        return not self._thread.is_alive()
 
     # -- the worker --------------------------------------------------------------------------
 
@@ -155,6 +166,8 @@ class LiveStream:
                 finishing = self._stopping and item is None
                 idle = item is None and not finishing and self._idle()
                 self._idle_cut = (self._idle_cut or idle) and item is None
+            if self._abandoned:
+                return
             if item is not None:
                 frame, offered = item
                 self._offered_at[id(frame)] = offered
@@ -193,6 +206,9 @@ class LiveStream:
         except Exception as err:  # the estimator or server failed: drop what it held, carry on
             self._restart(err, frame)
             return
+        finally:
+            with self._cond:
+                self._stats.in_flight = self._stream.in_flight
         self._hand_out(pairs)
 
     def _hand_out(self, pairs: list[Pair]) -> None:
@@ -200,17 +216,21 @@ class LiveStream:
             return
         now = time.monotonic()
         with self._cond:
+            if self._abandoned:  # close() has counted these frames as dropped already
+                return
             for frame, _ in pairs:
                 offered = self._offered_at.pop(id(frame), None)
                 if offered is not None:
                     self._latencies.append(now - offered)
             self._stats.delivered += len(pairs)
             self._stats.last_delivered_at = now
-            self._stats.in_flight = self._stream.in_flight
         try:
             self._deliver(pairs)
-        except Exception:
+        except Exception as err:
             log.exception("live stream: delivering %d frames failed", len(pairs))
+            with self._cond:
+                self._stats.deliver_errors += 1
+                self._stats.last_deliver_error = f"{type(err).__name__}: {err}"
 
     def _restart(self, err: Exception, frame: Frame | None) -> None:
         lost = {id(f) for f in self._stream.held_frames()}
@@ -220,6 +240,8 @@ class LiveStream:
         message = f"{type(err).__name__}: {err}"
         log.warning("live stream: %s; %d frames dropped, starting a new stream", message, len(lost))
         with self._cond:
+            if self._abandoned:
+                return
             for key in lost:
                 self._offered_at.pop(key, None)
             self._stats.dropped_frames += len(lost)

@@ -22,6 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.context import Context
 from rclpy.duration import Duration
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
@@ -32,7 +33,7 @@ from visualization_msgs.msg import MarkerArray
 
 from vidihand_ros.calibration import load_calibration_yaml
 from vidihand_ros.errors import InputError
-from vidihand_ros.estimators.asynchronous import as_async
+from vidihand_ros.estimators.asynchronous import ThreadedSubmit, as_async
 from vidihand_ros.estimators.base import AnyPoseEstimator, AsyncPoseEstimator
 from vidihand_ros.estimators.remote import ServerUnreachable
 from vidihand_ros.imaging import CorruptImageError, SizeLimits
@@ -88,16 +89,18 @@ class HandPoseNode(Node):
         self.live: LiveStream | None = None
         self._not_ready: str | None = None  # why there is no estimator yet (a server not up)
         self._closing = threading.Event()
-        self._poses_pub = self.create_publisher(
-            messages.message_classes()[messages.HAND_POSES], s.poses_topic, OUTPUT_DEPTH
-        )
+        self._lifecycle = threading.Lock()  # starting the stream (connect thread) vs closing
+        hand_poses = messages.message_classes()[messages.HAND_POSES]
+        self._poses_pub = self._publisher(hand_poses, s.poses_topic, "poses_topic", OUTPUT_DEPTH)
         prefix = s.wrist_topic_prefix.rstrip("/")
         self._wrist_pubs = {
-            side: self.create_publisher(PoseStamped, f"{prefix}/{side}/wrist_pose", OUTPUT_DEPTH)
+            side: self._publisher(
+                PoseStamped, f"{prefix}/{side}/wrist_pose", "wrist_topic_prefix", OUTPUT_DEPTH
+            )
             for side in ("left", "right")
         }
         self._markers_pub = (
-            self.create_publisher(MarkerArray, s.markers_topic, 10) if s.markers_topic else None
+            self._publisher(MarkerArray, s.markers_topic, "markers_topic", 10) if s.markers_topic else None
         )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         if s.camera_info_topic:
@@ -125,18 +128,36 @@ class HandPoseNode(Node):
             return None
         return load_calibration_yaml(Path(s.intrinsics_file))
 
+    def _publisher(self, kind: Any, topic: str, parameter: str, depth: int) -> Publisher:
+        try:
+            return self.create_publisher(kind, topic, depth)
+        except InvalidTopicNameException as err:
+            raise InputError(f"parameter {parameter}: {topic!r} is not a valid topic name ({err})") from None
+
     def _start(self, estimator: AnyPoseEstimator | None) -> None:
         """One estimator for the node's life (a synchronous one on one worker thread), then the
-        stream; frames are taken from now on."""
-        self._estimator = None if estimator is None else as_async(estimator, threaded=True)
-        live = LiveStream(
-            self._make_stream,
-            self._publish,
-            max_queued_windows=self.settings.max_queued_windows,
-            idle_s=self.settings.idle_flush_s,
-        )
-        self._not_ready = None
-        self.live = live
+        stream; frames are taken from now on. A window/stride the estimator cannot take is an
+        InputError (the estimator is closed)."""
+        with self._lifecycle:
+            if self._closing.is_set():  # the node stopped while a server was being reached
+                if estimator is not None:
+                    estimator.close()
+                return
+            self._estimator = None if estimator is None else as_async(estimator, threaded=True)
+            try:
+                live = LiveStream(
+                    self._make_stream,
+                    self._publish,
+                    max_queued_windows=self.settings.max_queued_windows,
+                    idle_s=self.settings.idle_flush_s,
+                )
+            except InputError:
+                if self._estimator is not None:
+                    self._estimator.close()
+                self._estimator = None
+                raise
+            self._not_ready = None
+            self.live = live
         self.get_logger().info(
             f"estimator {self.settings.estimator.name}, window {live.window}, stride {live.stride}, "
             f"images from {self.settings.image_topic}"
@@ -152,11 +173,11 @@ class HandPoseNode(Node):
                     self.get_logger().error(err.message)
                 self._not_ready = err.message
                 continue
-            if self._closing.is_set():
-                if estimator is not None:
-                    estimator.close()
-                return
-            self._start(estimator)
+            try:
+                self._start(estimator)
+            except InputError as err:  # the server is up but does not fit the settings
+                self._not_ready = err.message
+                self.get_logger().error(f"{err.message}; not trying again")
             return
 
     def _make_stream(self, on_result: Any) -> PoseStream:
@@ -247,15 +268,19 @@ class HandPoseNode(Node):
     def _publish(self, pairs: list[Pair]) -> None:
         """HandPoses and wrist poses for every frame; markers for the newest one (a window's
         frames arrive together: RViz would show only the last anyway)."""
-        message = None
+        message, failed = None, None
         for frame, poses in pairs:
-            poses = poses or FramePoses(frame.stamp_ns, frame.frame_id, None, None)
-            message = messages.hand_poses_message(poses)
-            self._poses_pub.publish(message)
-            for side, wrist in messages.wrist_poses(message).items():
-                self._wrist_pubs[side].publish(wrist)
+            try:  # one frame that cannot be published must not take the rest of the batch along
+                message = messages.hand_poses_message(poses or FramePoses(frame.stamp_ns, frame.frame_id))
+                self._poses_pub.publish(message)
+                for side, wrist in messages.wrist_poses(message).items():
+                    self._wrist_pubs[side].publish(wrist)
+            except Exception as err:
+                failed = failed or err
         if self._markers_pub is not None and message is not None:
             self._markers_pub.publish(messages.hand_markers(message))
+        if failed is not None:
+            raise failed  # LiveStream counts it (diagnostics: ERROR)
 
     def _output_publishers(self) -> list[Publisher]:
         optional = [self._markers_pub] if self._markers_pub is not None else []
@@ -287,14 +312,19 @@ class HandPoseNode(Node):
     def close(self, timeout_s: float = 10.0) -> LiveStats:
         """Finish (publish) the windows queued and in flight within `timeout_s`, then stop (once;
         a second call returns the same statistics)."""
-        if self._closing.is_set():
-            return self.live.stats() if self.live else LiveStats()
-        self._closing.set()
+        with self._lifecycle:
+            if self._closing.is_set():
+                return self.live.stats() if self.live else LiveStats()
+            self._closing.set()
         stats = self.live.close(timeout_s) if self.live else LiveStats()
-        if self._estimator is not None:
+        if self.live is not None and not self.live.finished and isinstance(self._estimator, ThreadedSubmit):
+            self._estimator.shutdown(wait=False)  # a stuck estimate: its thread is left to finish
+        elif self._estimator is not None:
             self._estimator.close()
-        for publisher in self._output_publishers():  # the last poses reach reliable subscribers
-            publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
+        deadline = time.monotonic() + ACK_TIMEOUT_S  # one budget for all: the last poses reach
+        for publisher in self._output_publishers():  # reliable subscribers
+            left = max(0.0, deadline - time.monotonic())
+            publisher.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9)))
         self.get_logger().info(
             f"stopped: {stats.received} frames in, {stats.delivered} published, "
             f"{stats.dropped_frames} dropped ({stats.dropped_windows} windows), {self._skipped} skipped"
@@ -348,10 +378,14 @@ def main(argv: list[str] | None = None) -> int:
             spin_until_shutdown(node, stop)
         return 0
     finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        try:
+            if node is not None:
+                try:
+                    node.close()
+                finally:
+                    node.destroy_node()
+        finally:
+            rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -53,11 +53,20 @@ def message_types() -> dict[str, Callable[..., Any]]:
 
 
 def _filled(cls: Any, **fields: Any) -> Any:
+    if not _fillable(cls, frozenset(fields)):
+        return cls(**fields)  # a field not given, or generated classes without `_check_fields`
     message = cls.__new__(cls)
     message._check_fields = False
     for name, value in fields.items():
         setattr(message, name, value)
     return message
+
+
+@cache
+def _fillable(cls: Any, given: frozenset[str]) -> bool:
+    """Whether `given` is every field of `cls` and its setters can skip their checks (Jazzy's
+    generated classes can; older ones have no `_check_fields`)."""
+    return "_check_fields" in cls.__slots__ and given == set(cls.get_fields_and_field_types())
 
 
 @cache

@@ -66,7 +66,7 @@ PARAMETERS: dict[str, Declared] = {
     "segment_gap_s": Declared(0.5, "A stamp jump larger than this starts a new segment (s)", 0.0, 3600.0),
     "idle_flush_s": Declared(
         1.0,
-        "With no frame for this long, the frames held are estimated and published (s); 0: never",
+        "With no frame for this long, the frames held are estimated and published (s); 0.0: never",
         0.0,
         3600.0,
     ),
@@ -121,7 +121,10 @@ def declare(node: Node) -> NodeSettings:
             value = given.group(1) if given else "the value"
             raise InputError(f"parameter {name}: {value} is outside {spec.low:g}..{spec.high:g}") from None
         except ParameterException as err:
-            raise InputError(f"parameter {name}: {_reason(err)}") from None
+            hint = (
+                " (write a float with a decimal point, e.g. 1.0)" if isinstance(spec.default, float) else ""
+            )
+            raise InputError(f"parameter {name}: {_reason(err)}{hint}") from None
     return _settings(values)
 
 
