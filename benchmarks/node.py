@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial, wraps
-from typing import Any, NamedTuple
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -40,6 +40,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage
 from vidihand_ros.msg import HandPoses
 
+from benchmarks.common import Row, print_rows
 from vidihand_ros.live import LiveStream
 from vidihand_ros.ros.hand_pose_node import HandPoseNode
 from vidihand_ros.types import CameraModel
@@ -49,13 +50,6 @@ DOMAIN = int(os.environ.get("VIDIHAND_BENCH_DOMAIN", "57"))
 TRIVIAL = "benchmarks.server:trivial"
 WINDOW = 81
 TARGET_MS = 2.0
-
-
-class Row(NamedTuple):
-    name: str
-    value: str
-    unit: str
-    note: str = ""
 
 
 class Timer:
@@ -376,13 +370,7 @@ def memory_rows() -> list[Row]:
 def print_table(rows: list[Row]) -> None:
     print(f"hand_pose_node under real rclpy (Fast DDS), one process, {os.cpu_count()} CPUs")
     print()
-    name_w = max(len(r.name) for r in rows)
-    value_w = max(len(r.value) for r in rows)
-    unit_w = max(len(r.unit) for r in rows)
-    print(f"| {'row':<{name_w}} | {'value':>{value_w}} | {'unit':<{unit_w}} | note")
-    print(f"|{'-' * (name_w + 2)}|{'-' * (value_w + 2)}|{'-' * (unit_w + 2)}|------")
-    for row in rows:
-        print(f"| {row.name:<{name_w}} | {row.value:>{value_w}} | {row.unit:<{unit_w}} | {row.note}")
+    print_rows(rows)
 
 
 def main() -> None:

@@ -36,11 +36,11 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
 
 import httpx
 import imagecodecs
 
+from benchmarks.common import Row, print_rows
 from vidihand_ros.estimators.base import EstimatorInfo
 from vidihand_ros.server.local import free_port
 from vidihand_ros.types import CameraModel, Frame, FramePoses, Window
@@ -70,13 +70,6 @@ class TrivialEstimator:
 def trivial(**options: str) -> TrivialEstimator:
     """Factory for `vidihand serve --estimator benchmarks.server:trivial`."""
     return TrivialEstimator()
-
-
-class Row(NamedTuple):
-    name: str
-    value: str
-    unit: str
-    note: str = ""
 
 
 def windows_row(name: str, rate: float) -> Row:
@@ -293,12 +286,7 @@ def print_table(rows: list[Row], body: bytes) -> None:
         f"({len(body) / 1e6:.2f} MB), {os.cpu_count()} CPUs shared by client and server"
     )
     print()
-    name_w = max(len(r.name) for r in rows)
-    header = f"| {'row':<{name_w}} | {'value':>9} | {'unit':<11} | note"
-    print(header)
-    print(f"|{'-' * (name_w + 2)}|{'-' * 11}|{'-' * 13}|------")
-    for row in rows:
-        print(f"| {row.name:<{name_w}} | {row.value:>9} | {row.unit:<11} | {row.note}")
+    print_rows(rows)
 
 
 def main() -> None:
