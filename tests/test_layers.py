@@ -21,6 +21,7 @@ CORE = [
     "vidihand_ros.stitching",
     "vidihand_ros.stream",
     "vidihand_ros.live",
+    "vidihand_ros.corecord",
     "vidihand_ros.episodes",
     "vidihand_ros.pipeline",
     "vidihand_ros.summary",
