@@ -99,7 +99,8 @@ def resample(
     else:
         exact = age_after == 0
         fresh = exact | ((age_before <= max_age_ns) & (age_after <= max_age_ns))
-        span = age_before[fresh] + age_after[fresh]  # finite where fresh; 0 only when exact
-        weight = np.where(exact[fresh], 1.0, age_before[fresh] / np.where(span > 0, span, 1.0))[:, None]
+        span = age_before[fresh] + age_after[fresh]  # finite where fresh and not exact
+        between = ~exact[fresh]  # exact rows take the sample at the time itself (weight 1)
+        weight = np.divide(age_before[fresh], span, out=np.ones_like(span), where=between)[:, None]
         out[fresh] = values[before[fresh]] * (1.0 - weight) + values[after_c[fresh]] * weight
     return out, ~fresh

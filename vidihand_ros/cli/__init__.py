@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 
 from vidihand_ros import __version__
-from vidihand_ros.cli import convert, import_data, inspect, model, serve, train, visualize
+from vidihand_ros.cli import annotate, convert, import_data, inspect, model, serve, train, visualize
 from vidihand_ros.cli import eval as eval_
 from vidihand_ros.cli.options import add_verbosity
 from vidihand_ros.cli.running import exit_status, run_command
@@ -18,7 +18,7 @@ from vidihand_ros.cli.running import exit_status, run_command
 __all__ = ["build_parser", "main"]
 
 #: In the order `vidihand --help` lists them.
-COMMANDS = (convert, inspect, eval_, import_data, model, serve, train, visualize)
+COMMANDS = (convert, annotate, inspect, eval_, import_data, model, serve, train, visualize)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vidihand_ros.cli.estimation import add_estimation
+from vidihand_ros.cli.estimation import estimator_options as estimator_options_of
 from vidihand_ros.cli.options import (
     add_command,
-    count,
     image_size,
     jpeg_quality,
     positive,
@@ -30,23 +30,6 @@ examples:
   vidihand convert recs/*.mcap -o demos.zarr --ray --estimator mediapipe
       one Ray task per recording (a local Ray instance; --address auto joins a cluster)
 """
-
-
-class EstimatorNames:
-    """The estimator names for `--estimator`'s help, read from the registry only when shown.
-
-    Reading `vidihand_ros.estimators` imports numpy, which `vidihand --help` should not pay for.
-    These are argparse `choices` for display only: every value passes here, because
-    `create_estimator` checks the name and also takes `package.module:factory`.
-    """
-
-    def __contains__(self, value: object) -> bool:
-        return isinstance(value, str)
-
-    def __iter__(self) -> Iterator[str]:
-        from vidihand_ros.estimators import BUILTIN_ESTIMATORS, FRAMES_ONLY
-
-        return iter([*FRAMES_ONLY, *BUILTIN_ESTIMATORS])
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -98,69 +81,11 @@ def _add_input(src: Any) -> None:
 
 
 def _add_estimation(est: Any) -> None:
-    est.add_argument(
-        "--estimator",
-        default="none",
-        choices=EstimatorNames(),
-        metavar="NAME",
-        help="one of %(choices)s ('none' and 'frames-only' write no poses: they are marked missing), "
-        "or package.module:factory for your own (default: %(default)s)",
-    )
-    est.add_argument(
-        "--estimator-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="option for the estimator (repeatable)",
-    )
-    est.add_argument(
-        "--checkpoint",
-        type=Path,
-        help="model checkpoint directory for --estimator vidihand (`vidihand model init`)",
-    )
-    est.add_argument(
-        "--mano-dir",
-        type=Path,
-        help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl: the estimator fills the MANO keys (same as "
-        "--estimator-option mano_dir=...)",
-    )
-    est.add_argument(
-        "--server",
-        metavar="URL",
-        help="inference server for --estimator remote, e.g. http://gpu-box:8000 (`vidihand serve`; "
-        "same as --estimator-option server=...)",
-    )
-    est.add_argument(
-        "--token-file",
-        type=Path,
-        help="file holding the server's bearer token for --estimator remote (or set VIDIHAND_TOKEN)",
-    )
-    est.add_argument(
-        "--window",
-        type=count,
-        metavar="N",
-        help="frames per window (default: the estimator's own window: 32, stride 16, for MediaPipe; 81 for "
-        "the full model)",
-    )
-    est.add_argument(
-        "--stride",
-        type=count,
-        metavar="N",
-        help="frames between window starts (default: the window; smaller overlaps)",
-    )
-    est.add_argument(
-        "--batch-windows",
-        type=count,
-        default=1,
-        metavar="N",
-        help="windows sent to the estimator at once",
-    )
-    est.add_argument(
-        "--segment-gap",
-        type=positive_number,
-        default=0.5,
-        metavar="SECONDS",
-        help="a stamp jump over this starts a new window",
+    add_estimation(
+        est,
+        estimator_default="none",
+        estimator_help="one of %(choices)s ('none' and 'frames-only' write no poses: they are marked "
+        "missing, for `vidihand annotate`), or package.module:factory for your own (default: %(default)s)",
     )
 
 
@@ -224,7 +149,7 @@ def _add_ray(ray: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from vidihand_ros.calibration import parse_intrinsics
     from vidihand_ros.cli.progress import ProgressBar
-    from vidihand_ros.estimators import create_estimator, parse_options
+    from vidihand_ros.estimators import create_estimator
     from vidihand_ros.pipeline import ConvertOptions, convert
 
     options = ConvertOptions(
@@ -245,10 +170,7 @@ def run(args: argparse.Namespace) -> int:
         pose_bag=args.pose_bag,
         pose_bag_storage=args.pose_bag_storage,
     )
-    estimator_options = parse_options(args.estimator_option)
-    for flag in ("mano_dir", "checkpoint", "server", "token_file"):
-        if getattr(args, flag) is not None:
-            estimator_options[flag] = str(getattr(args, flag))
+    estimator_options = estimator_options_of(args)
     if args.ray or args.address is not None:
         return _run_on_ray(args, options, estimator_options)
     estimator = create_estimator(args.estimator, estimator_options)

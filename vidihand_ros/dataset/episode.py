@@ -3,13 +3,20 @@
 Images are written as chunks immediately (they are the bulk of the data and need no buffering);
 low-dimensional rows go to the dataset writer's `RowBuffer`, shared by consecutive episodes. Both
 land past the arrays' shape and become visible only when the writer publishes the episode.
+A live capture writes each image the moment it arrives (`stage`) and the frame's row once its
+poses and co-recorded values are known (`add_staged`, in frame order).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
+
+import numpy as np
 
 from vidihand_ros.dataset.attrs import to_json, utc_now
 from vidihand_ros.errors import DatasetError
@@ -37,7 +44,12 @@ class EpisodeStore(Protocol):
     def store_image(self, row: int, frame: Frame, index: int) -> tuple[bool, tuple[float, float]]: ...
 
     def store_row(
-        self, row: int, frame: Frame, poses: FramePoses | None, scale: tuple[float, float]
+        self,
+        row: int,
+        frame: Frame,
+        poses: FramePoses | None,
+        scale: tuple[float, float],
+        extras: Mapping[str, np.ndarray | float] | None = None,
     ) -> None: ...
 
     def commit_episode(self, record: dict[str, Any], end: int) -> int: ...
@@ -45,6 +57,23 @@ class EpisodeStore(Protocol):
     def discard_uncommitted(self) -> None: ...
 
     def episode_closed(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StagedFrame:
+    """A frame whose image is written and whose row is still to come (`EpisodeWriter.add_staged`).
+
+    `frame` keeps the metadata only (stamp, frame_id, size, camera): the bytes are on disk.
+    """
+
+    frame: Frame
+    row: int
+    scale: tuple[float, float]
+    passed_through: bool
+
+
+def _metadata_only(frame: Frame) -> Frame:
+    return dataclasses.replace(frame, data=b"", pixels=None)
 
 
 class EpisodeWriter:
@@ -59,6 +88,7 @@ class EpisodeWriter:
         self.attrs = attrs
         self.start = writer.num_frames
         self.num_frames = 0
+        self.num_staged = 0
         self.passthrough_frames = 0
         self.reencoded_frames = 0
         self._first_stamp: int | None = None
@@ -68,13 +98,45 @@ class EpisodeWriter:
         self._distortion_models: set[str] = set()
         self._closed = False
 
-    def add(self, frame: Frame, poses: FramePoses | None = None) -> None:
-        """Append one frame and its poses (None: no estimate for this frame)."""
+    def add(
+        self,
+        frame: Frame,
+        poses: FramePoses | None = None,
+        extras: Mapping[str, np.ndarray | float] | None = None,
+    ) -> None:
+        """Append one frame and its poses (None: no estimate for this frame) and extra keys' values.
+
+        A frame whose row is refused (poses of another stamp) leaves the episode as it was."""
+        staged = self.stage(frame)
+        try:
+            self.add_staged(staged, poses, extras)
+        except BaseException:
+            self.num_staged -= 1  # the next frame's image replaces this one's
+            raise
+
+    def stage(self, frame: Frame) -> StagedFrame:
+        """Write the frame's image now; its row follows with `add_staged`, in the same order."""
+        if self._closed:
+            raise DatasetError("episode already committed or aborted", source=self._writer.path)
+        row = self.start + self.num_staged
+        passed, scale = self._writer.store_image(row, frame, self.num_staged)
+        self.num_staged += 1
+        return StagedFrame(_metadata_only(frame), row, scale, passed)
+
+    def add_staged(
+        self,
+        staged: StagedFrame,
+        poses: FramePoses | None = None,
+        extras: Mapping[str, np.ndarray | float] | None = None,
+    ) -> None:
+        """Write the row of the oldest staged frame: its poses and extra keys' values."""
         if self._closed:
             raise DatasetError("episode already committed or aborted", source=self._writer.path)
         row = self.start + self.num_frames
-        passed, scale = self._writer.store_image(row, frame, self.num_frames)
-        self._writer.store_row(row, frame, poses, scale)
+        if staged.row != row:
+            raise RuntimeError(f"staged row {staged.row} added out of order (expected {row})")
+        frame, passed = staged.frame, staged.passed_through
+        self._writer.store_row(row, frame, poses, staged.scale, extras)
         self.num_frames += 1
         if passed:
             self.passthrough_frames += 1
@@ -95,6 +157,8 @@ class EpisodeWriter:
         """
         if self._closed:
             raise DatasetError("episode already committed or aborted", source=self._writer.path)
+        if self.num_staged != self.num_frames:
+            raise RuntimeError(f"{self.num_staged - self.num_frames} staged frames have no row yet")
         if self.num_frames == 0:
             self.abort()
             return None

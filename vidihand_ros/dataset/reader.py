@@ -4,11 +4,14 @@ Rows beyond the last committed end are leftovers of an interrupted writer and do
 the reader. Works for any diffusion_policy / UMI replay buffer (directory or `.zarr.zip`); the
 vidihand_ros attributes are used where present. `<side>_hand_valid` always reads with the current
 meaning (`dataset.validity`): the stored mask of layout 1, which also covers NaN rows, and that of
-a dataset without our layout attributes are narrowed to the rows whose pose is finite.
+a dataset without our layout attributes are narrowed to the rows whose pose is finite. An
+annotation committed but not finished (`dataset.journal`: the annotating process was killed) is
+finished first when the writer lock is free and the dataset writable, else read as it is.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,11 +19,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from vidihand_ros.dataset import journal
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.schema import EPISODE_ENDS, IMAGE_KEY, LAYOUT, hand_key
 from vidihand_ros.dataset.validity import REQUIRED_FIELDS, episode_has_poses, honest_valid
 from vidihand_ros.errors import DatasetError
 from vidihand_ros.types import HAND_SIDES
+
+log = logging.getLogger(__name__)
 
 #: The first layout whose stored `<side>_hand_valid` means "pose usable" (read as stored).
 HONEST_VALID_LAYOUT = 2
@@ -35,6 +41,10 @@ class DatasetReader:
             raise DatasetError(
                 "not a zarr dataset (no such directory, or no zarr group in it)", source=self.path
             )
+        if not zc.is_zip_store(self.path):
+            finished = journal.finish_committed(self.path)
+            if finished:
+                log.warning("%s: %s", self.path, finished)
         try:
             self._root = zc.open_group(self.path, "r")
             self._data = self._root["data"]

@@ -1,4 +1,4 @@
-"""Low-dimensional rows of one flush block: Frame + FramePoses → one row per key.
+"""Low-dimensional rows of one flush block: Frame + FramePoses (+ extra keys) → one row per key.
 
 Rows are buffered in preallocated arrays and written to zarr a block at a time, because a zarr
 resize + write per frame costs milliseconds; memory is bounded by the block, never the episode.
@@ -18,6 +18,7 @@ from vidihand_ros.errors import DatasetError
 from vidihand_ros.geometry.resize import scale_intrinsics, scale_pixels
 from vidihand_ros.types import HAND_SIDES, CameraModel, Frame, FramePoses, HandPose
 
+_BUILTIN_NAMES = frozenset(spec.name for spec in LOWDIM_SPECS)
 #: HandPose attribute behind each per-hand field (the UMI-style names differ for the wrist).
 _HAND_SOURCES = {"wrist_pos": "wrist_position", "wrist_rot_axis_angle": "wrist_orient"}
 
@@ -27,9 +28,18 @@ class RowBlock:
 
     def __init__(self, capacity: int, specs: tuple[KeySpec, ...] = LOWDIM_SPECS) -> None:
         self.capacity = capacity
-        self.specs = specs
-        self.arrays = {s.name: np.full((capacity, *s.shape), s.fill, dtype=s.dtype) for s in specs}
+        self.specs: tuple[KeySpec, ...] = ()
+        self.arrays: dict[str, np.ndarray] = {}
         self.size = 0
+        for spec in specs:
+            self.add_spec(spec)
+
+    def add_spec(self, spec: KeySpec) -> None:
+        """Add a key (a co-recorded topic's field); the rows held so far get its fill value."""
+        if spec.name in self.arrays:
+            raise ValueError(f"key {spec.name!r} is already in the block")
+        self.arrays[spec.name] = np.full((self.capacity, *spec.shape), spec.fill, dtype=spec.dtype)
+        self.specs = (*self.specs, spec)
 
     @property
     def full(self) -> bool:
@@ -50,8 +60,15 @@ class RowBlock:
         """The filled rows of each key (views, valid until the next `clear`)."""
         return {name: array[: self.size] for name, array in self.arrays.items()}
 
-    def append(self, frame: Frame, poses: FramePoses | None, scale: tuple[float, float]) -> None:
-        """Add one frame's row; `scale` is the (sx, sy) applied to the stored image."""
+    def append(
+        self,
+        frame: Frame,
+        poses: FramePoses | None,
+        scale: tuple[float, float],
+        extras: Mapping[str, np.ndarray | float] | None = None,
+    ) -> None:
+        """Add one frame's row; `scale` is the (sx, sy) applied to the stored image; `extras` the
+        values of added keys (the others keep their fill value)."""
         if self.full:
             raise RuntimeError("RowBlock is full; flush it first")
         if poses is not None and poses.stamp_ns != frame.stamp_ns:
@@ -62,6 +79,10 @@ class RowBlock:
         k = self.size
         try:
             self._put(k, frame, poses, scale)
+            for name, value in (extras or {}).items():
+                if name not in self.arrays or name in _BUILTIN_NAMES:
+                    raise DatasetError(f"no such extra key {name!r}", index=frame.index, field=name)
+                self.arrays[name][k] = value
         except BaseException:
             self.size += 1  # reset the half-written row, so the next frame's row starts clean
             self.truncate(k)
@@ -117,8 +138,10 @@ class RowBuffer:
     keeps them, so that the chunk is completed from memory later instead of read back.
     """
 
-    def __init__(self, capacity: int, start: int, write: RowWriter) -> None:
-        self.block = RowBlock(capacity)
+    def __init__(
+        self, capacity: int, start: int, write: RowWriter, specs: tuple[KeySpec, ...] = LOWDIM_SPECS
+    ) -> None:
+        self.block = RowBlock(capacity, specs)
         self.start = start
         self._write = write
 
@@ -127,8 +150,14 @@ class RowBuffer:
         """The row the next `append` fills."""
         return self.start + self.block.size
 
-    def append(self, frame: Frame, poses: FramePoses | None, scale: tuple[float, float]) -> None:
-        self.block.append(frame, poses, scale)
+    def append(
+        self,
+        frame: Frame,
+        poses: FramePoses | None,
+        scale: tuple[float, float],
+        extras: Mapping[str, np.ndarray | float] | None = None,
+    ) -> None:
+        self.block.append(frame, poses, scale, extras)
         if self.end % self.block.capacity == 0 or self.block.full:
             self.write_out()
             self.start = self.end

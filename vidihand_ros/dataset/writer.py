@@ -25,7 +25,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from vidihand_ros import __version__
+from vidihand_ros.dataset import journal
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.attrs import to_json, utc_now
 from vidihand_ros.dataset.episode import EpisodeWriter
@@ -47,8 +48,10 @@ from vidihand_ros.dataset.schema import (
     IMAGE_KEY,
     LAYOUT,
     LAYOUT_VERSION,
+    LOWDIM_BY_NAME,
     LOWDIM_CHUNK_ROWS,
     LOWDIM_SPECS,
+    KeySpec,
     descriptions,
     lowdim_compressor,
 )
@@ -184,6 +187,50 @@ class DatasetWriter:
         self._active = EpisodeWriter(self, to_json(dict(attrs or {})))
         return self._active
 
+    @property
+    def extra_keys(self) -> dict[str, KeySpec]:
+        """Keys beyond the schema's (co-recorded topics), found in the dataset or added."""
+        return {spec.name: spec for spec in self._specs if spec.name not in LOWDIM_BY_NAME}
+
+    def add_keys(self, specs: Sequence[KeySpec], attrs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Create `data/<key>` arrays beyond the schema (co-recorded topics), NaN (their fill) for
+        every row written so far; a key already there must have the same per-row shape and dtype.
+
+        `attrs[name]` describes the key (topic, type, field). The arrays start at the published
+        length, so the dataset stays openable at every moment.
+        """
+        if self._root is None:
+            raise DatasetError("the dataset writer is closed", source=self.path)
+        for spec in specs:
+            if spec.name in LOWDIM_BY_NAME or spec.name == IMAGE_KEY:
+                raise DatasetError(f"data/{spec.name} is a key of the schema", source=self.path)
+            known = self.extra_keys.get(spec.name)
+            if known is not None:
+                if (known.shape, known.dtype) != (spec.shape, spec.dtype):
+                    raise DatasetError(
+                        f"data/{spec.name} holds {known.dtype} rows of shape {known.shape}, "
+                        f"this recording has {spec.dtype} rows of shape {spec.shape}",
+                        source=self.path,
+                    )
+                continue
+            try:
+                self._arrays[spec.name] = zc.create_array(
+                    self._root["data"],
+                    spec.name,
+                    shape=(self.published_frames, *spec.shape),
+                    chunks=spec.chunks,
+                    dtype=spec.dtype,
+                    compressor=lowdim_compressor(),
+                    fill_value=spec.fill,
+                    attrs={"description": spec.description, **to_json(dict(attrs.get(spec.name, {})))},
+                )
+            except OSError as err:
+                raise DatasetError(
+                    f"cannot create data/{spec.name}: {os_reason(err, self.path)}", source=self.path
+                ) from err
+            self._specs.append(spec)
+            self._rows.block.add_spec(spec)
+
     def publish(self) -> None:
         """Make every committed episode visible to readers now, in one group.
 
@@ -263,12 +310,19 @@ class DatasetWriter:
                 index=frame.index,
             ) from err
 
-    def store_row(self, row: int, frame: Frame, poses: FramePoses | None, scale: tuple[float, float]) -> None:
+    def store_row(
+        self,
+        row: int,
+        frame: Frame,
+        poses: FramePoses | None,
+        scale: tuple[float, float],
+        extras: Mapping[str, np.ndarray | float] | None = None,
+    ) -> None:
         """Buffer one frame's low-dim row at `row`; full chunks are written as they fill."""
         if row != self._rows.end:
             raise RuntimeError(f"row {row} stored out of order (expected {self._rows.end})")
         try:
-            self._rows.append(frame, poses, scale)
+            self._rows.append(frame, poses, scale, extras)
         except OSError as err:
             raise DatasetError(
                 f"cannot write rows: {os_reason(err, self.path)}", source=self.path, index=frame.index
@@ -289,8 +343,7 @@ class DatasetWriter:
         rows = self.num_frames
         try:
             self._rows.drop_from(rows)
-            for spec in LOWDIM_SPECS:
-                array = self._arrays[spec.name]
+            for array in self._arrays.values():
                 zc.remove_chunks_from(array, -(-rows // int(array.chunks[0])))
             if rows == self.published_frames:
                 self._images.truncate(rows)
@@ -320,6 +373,7 @@ class DatasetWriter:
             self._check_layout(zc.open_group(self.path, "r"))
         self._lock = acquire_lock(self.path)
         if appending:
+            journal.recover(self.path)  # an interrupted `vidihand annotate`: finish (or drop) it
             self._root = zc.open_group(self.path, "r+")
         else:
             self._clear_directory()
@@ -423,7 +477,8 @@ class DatasetWriter:
         try:
             data = self._root["data"]
             self._meta = self._root["meta"]
-            self._arrays = {spec.name: data[spec.name] for spec in LOWDIM_SPECS}
+            self._specs: list[KeySpec] = [*LOWDIM_SPECS, *_extra_specs(data)]
+            self._arrays = {spec.name: data[spec.name] for spec in self._specs}
             ends_array = self._meta[EPISODE_ENDS]
         except KeyError as err:
             raise DatasetError(f"dataset is missing {err}", source=self.path) from err
@@ -431,7 +486,7 @@ class DatasetWriter:
         self._ends: list[int] = [int(v) for v in ends_array[:]]
         self._episodes: list[dict[str, Any]] = list(zc.get_attrs(self._meta).get("episodes", []))
         self._records_on_disk = len(self._episodes)
-        self._rows = RowBuffer(self.flush_frames, self.published_frames, self._write_rows)
+        self._rows = RowBuffer(self.flush_frames, self.published_frames, self._write_rows, tuple(self._specs))
         existing = data.get(IMAGE_KEY)
         size = image_size
         if existing is not None:
@@ -453,7 +508,7 @@ class DatasetWriter:
         Rows of unpublished episodes live in chunk files past the arrays' shape, and only a crash
         (or a failure) inside a publish leaves arrays longer than `episode_ends[-1]`.
         """
-        for spec in LOWDIM_SPECS:
+        for spec in self._specs:
             array = self._arrays[spec.name]
             if array.shape[0] < rows:
                 raise DatasetError(
@@ -494,14 +549,14 @@ class DatasetWriter:
     def _write_rows(self, start: int, values: Mapping[str, np.ndarray]) -> None:
         """Write low-dim rows at `start`, beyond the published length (invisible until published)."""
         committed = self.published_frames
-        for spec in LOWDIM_SPECS:
-            zc.write_rows_direct(self._arrays[spec.name], start, values[spec.name], committed)
+        for name, rows in values.items():
+            zc.write_rows_direct(self._arrays[name], start, rows, committed)
 
     def _publish_pending(self) -> None:
         """Grow every array over the pending rows, write their records, append their ends last."""
         end = self._pending[-1].end
         self._rows.write_out()
-        for spec in LOWDIM_SPECS:
+        for spec in self._specs:
             zc.resize(self._arrays[spec.name], (end, *spec.shape))
         self._images.set_length(end)
         records = [p.record for p in self._pending]
@@ -621,6 +676,27 @@ def os_reason(err: OSError, path: Path | None = None) -> str:
     if filename is not None and (path is None or Path(os.fsdecode(filename)) != path):
         reason = f"{reason} ({os.fsdecode(filename)})"
     return reason
+
+
+def _extra_specs(data: zc.Group) -> list[KeySpec]:
+    """The specs of `data/` arrays beyond the schema (co-recorded topics), read from the arrays."""
+    specs = []
+    for name in sorted(data.array_keys()):
+        if name in LOWDIM_BY_NAME or name == IMAGE_KEY:
+            continue
+        array = data[name]
+        attrs = zc.get_attrs(array)
+        fill = array.fill_value
+        specs.append(
+            KeySpec(
+                name,
+                np.dtype(array.dtype),
+                tuple(int(n) for n in array.shape[1:]),
+                fill.item() if isinstance(fill, np.generic) else fill,
+                str(attrs.get("description", "")),
+            )
+        )
+    return specs
 
 
 def _missing_directories(path: Path) -> list[Path]:

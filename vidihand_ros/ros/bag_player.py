@@ -10,7 +10,6 @@ with the rclpy wheels (scripts/ros_interfaces.sh) and no ROS install:
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import threading
 import time
@@ -24,15 +23,7 @@ from rclpy.serialization import deserialize_message
 from rosbags.highlevel import AnyReader, AnyReaderError
 
 from vidihand_ros.errors import InputError
-
-
-def message_class(msgtype: str) -> Any:
-    """'sensor_msgs/msg/CompressedImage' → rclpy's generated class (an InputError if absent)."""
-    package, kind, name = msgtype.split("/")
-    try:
-        return getattr(importlib.import_module(f"{package}.{kind}"), name)
-    except (ImportError, AttributeError):
-        raise InputError(f"no Python message class for {msgtype} in this environment") from None
+from vidihand_ros.ros.messages import message_class
 
 
 class BagPlayer(Node):

@@ -13,12 +13,13 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rclpy.context import Context
 from rclpy.duration import Duration
@@ -50,7 +51,7 @@ from vidihand_ros.sources.image_messages import (
     stamp_ns,
 )
 from vidihand_ros.stream import Pair, PoseStream
-from vidihand_ros.types import CameraModel, FramePoses
+from vidihand_ros.types import CameraModel, Frame, FramePoses
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,10 @@ def sensor_qos(depth: int) -> QoSProfile:
 class HandPoseNode(Node):
     """The node; `close()` finishes the windows in flight (publishing them) before it is destroyed."""
 
-    def __init__(self, **node_kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **node_kwargs)
+    def __init__(self, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
         self.settings = settings.declare(self)
+        self._declare_more()
         s = self.settings
         self._fallback_camera = self._load_intrinsics()
         self._camera: CameraModel | None = None
@@ -117,6 +119,9 @@ class HandPoseNode(Node):
             threading.Thread(target=self._connect, name="vidihand-connect", daemon=True).start()
 
     # -- set-up -------------------------------------------------------------------------------
+
+    def _declare_more(self) -> None:
+        """A subclass's own parameters, read before anything starts (a mistake stops it here)."""
 
     def _load_intrinsics(self) -> CameraModel | None:
         s = self.settings
@@ -239,10 +244,6 @@ class HandPoseNode(Node):
         index = self._received
         self._received += 1
         camera = self._camera or self._fallback_camera
-        live = self.live
-        if live is None:
-            self._skipped += 1
-            return
         if camera is None:
             self._skipped += 1
             self._input_error(f"no CameraInfo on {self.settings.camera_info_topic} yet; frame not estimated")
@@ -255,6 +256,14 @@ class HandPoseNode(Node):
         except (InputError, CorruptImageError) as err:
             self._skipped += 1
             self._input_error(str(err))
+            return
+        self._take(frame)
+
+    def _take(self, frame: Frame) -> None:
+        """A converted frame: to the live stream (skipped while there is no estimator yet)."""
+        live = self.live
+        if live is None:
+            self._skipped += 1
             return
         live.offer(frame)
 
@@ -289,6 +298,11 @@ class HandPoseNode(Node):
     # -- diagnostics (executor thread) --------------------------------------------------------
 
     def _publish_diagnostics(self) -> None:
+        array = DiagnosticArray(status=self._diagnostic_statuses())
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
+
+    def _diagnostic_statuses(self) -> list[DiagnosticStatus]:
         now, stats = time.monotonic(), self.live.stats() if self.live else LiveStats()
         before_at, before = self._last_report
         self._last_report = (now, stats)
@@ -303,9 +317,7 @@ class HandPoseNode(Node):
             not_ready=self._not_ready,
         )
         status.name = f"{self.get_name()}: hand poses"
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(array)
+        return [status]
 
     # -- shutdown -----------------------------------------------------------------------------
 
@@ -360,6 +372,12 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def main(argv: list[str] | None = None) -> int:
     """`ros2 run vidihand_ros hand_pose_node [--ros-args …]`: exit 0 after a clean stop, 2 on a
     bad parameter or input (one line)."""
+    return run(HandPoseNode, NODE_NAME, argv)
+
+
+def run(make_node: Callable[[], HandPoseNode], name: str, argv: list[str] | None = None) -> int:
+    """Run a node of this package until SIGINT/SIGTERM: exit 0 after a clean stop (`close`), 2 on a
+    bad parameter or input (one line `name: error: …`)."""
     args = sys.argv if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     # Our own SIGINT/SIGTERM handling keeps the context alive, so the windows in flight can still
@@ -371,9 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with native_stderr_filtered():
             try:
-                node = HandPoseNode()
+                node = make_node()
             except InputError as err:
-                print(f"{NODE_NAME}: error: {err}", file=sys.stderr)
+                print(f"{name}: error: {err}", file=sys.stderr)
                 return 2
             spin_until_shutdown(node, stop)
         return 0

@@ -8,6 +8,7 @@ JPEG bytes checked and kept, raw images converted as cv_bridge does. `HandPoses`
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from functools import cache, partial
@@ -19,6 +20,7 @@ from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Vector3
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from vidihand_ros.errors import InputError
 from vidihand_ros.sinks.hand_poses import HAND_POSE, HAND_POSES, build_message
 from vidihand_ros.types import HAND_SIDES, FramePoses
 from vidihand_ros.visualize import HAND_BONES, SIDE_COLOURS
@@ -27,6 +29,15 @@ from vidihand_ros.visualize import HAND_BONES, SIDE_COLOURS
 MARKER_LIFETIME = Duration(sec=0, nanosec=500_000_000)
 JOINT_DIAMETER_M = 0.012
 BONE_WIDTH_M = 0.006
+
+
+def message_class(msgtype: str) -> Any:
+    """'sensor_msgs/msg/JointState' → rclpy's generated class (an InputError if absent)."""
+    package, _, name = msgtype.partition("/msg/")
+    try:
+        return getattr(importlib.import_module(f"{package}.msg"), name)
+    except (ImportError, AttributeError):
+        raise InputError(f"no Python message class for {msgtype} in this environment") from None
 
 
 @cache

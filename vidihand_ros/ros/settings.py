@@ -10,6 +10,7 @@ checked here and reported as one `InputError`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,8 +113,13 @@ class NodeSettings:
 
 def declare(node: Node) -> NodeSettings:
     """Declare every parameter (overrides from YAML / --ros-args apply now) and read them."""
+    return _settings(declare_values(node, PARAMETERS))
+
+
+def declare_values(node: Node, parameters: Mapping[str, Declared]) -> dict[str, Any]:
+    """Declare `parameters` with their descriptors; their values, or one InputError."""
     values: dict[str, Any] = {}
-    for name, spec in PARAMETERS.items():
+    for name, spec in parameters.items():
         try:
             values[name] = node.declare_parameter(name, spec.default, _descriptor(spec)).value
         except InvalidParameterValueException as err:  # out of the declared range
@@ -125,7 +131,7 @@ def declare(node: Node) -> NodeSettings:
                 " (write a float with a decimal point, e.g. 1.0)" if isinstance(spec.default, float) else ""
             )
             raise InputError(f"parameter {name}: {_reason(err)}{hint}") from None
-    return _settings(values)
+    return values
 
 
 def _reason(err: ParameterException) -> str:
