@@ -30,6 +30,7 @@ from vidihand_ros import __version__
 from vidihand_ros.dataset import journal
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.attrs import to_json, utc_now
+from vidihand_ros.dataset.lock import acquire_lock, os_reason
 from vidihand_ros.dataset.rows import RowBlock
 from vidihand_ros.dataset.schema import (
     EPISODE_ENDS,
@@ -41,7 +42,6 @@ from vidihand_ros.dataset.schema import (
     hand_key,
 )
 from vidihand_ros.dataset.stored_frames import StoredFrames
-from vidihand_ros.dataset.writer import acquire_lock, os_reason
 from vidihand_ros.errors import DatasetError, InputError
 from vidihand_ros.estimators.base import AnyPoseEstimator
 from vidihand_ros.pipeline import ProgressCallback, feed

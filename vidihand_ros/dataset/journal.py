@@ -26,6 +26,7 @@ from typing import Any
 
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.attrs import to_json
+from vidihand_ros.dataset.lock import acquire_lock
 from vidihand_ros.errors import DatasetError
 
 __all__ = ["JOURNAL_DIR", "MANIFEST", "Journal", "finish_committed", "is_committed", "recover"]
@@ -124,7 +125,6 @@ def finish_committed(path: Path) -> str | None:
     dataset writable; otherwise nothing (the dataset is read as it is). What it did, or None."""
     if not is_committed(path) or not os.access(path, os.W_OK):
         return None
-    from vidihand_ros.dataset.writer import acquire_lock  # the writer calls `recover`: no cycle
 
     try:
         lock = acquire_lock(path)

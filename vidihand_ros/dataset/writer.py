@@ -20,10 +20,7 @@ while publishing rolls the dataset back to its last published state and raises a
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
 import shutil
-import stat
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +36,7 @@ from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.attrs import to_json, utc_now
 from vidihand_ros.dataset.episode import EpisodeWriter
 from vidihand_ros.dataset.images import ImageStore
+from vidihand_ros.dataset.lock import LOCK_FILE, WriterLock, acquire_lock, os_reason
 from vidihand_ros.dataset.rows import RowBuffer
 from vidihand_ros.dataset.schema import (
     CAMERA_KEYS,
@@ -58,12 +56,6 @@ from vidihand_ros.dataset.schema import (
 from vidihand_ros.errors import DatasetError
 from vidihand_ros.types import Frame, FramePoses
 
-try:  # advisory lock: one writer per dataset (released by the OS if the process dies)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-LOCK_FILE = ".vidihand-writer.lock"
 #: Low-dim rows buffered between zarr writes: one chunk, ~1.6 MB for every key together.
 DEFAULT_FLUSH_FRAMES = LOWDIM_CHUNK_ROWS
 #: How long batch commands (convert, import) let committed episodes wait before publishing them.
@@ -625,57 +617,6 @@ def layout_refusal(version: object) -> str:
         f"dataset layout version {version}, this writer appends to version {LAYOUT_VERSION} only; "
         "append with the vidihand_ros that wrote it, or convert into a new dataset"
     )
-
-
-class WriterLock:
-    """An open, flock()ed lock file; `close()` releases it."""
-
-    def __init__(self, fd: int | None) -> None:
-        self._fd = fd
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def acquire_lock(path: Path) -> WriterLock:
-    """Hold the advisory writer lock of the dataset at `path`, or refuse with a `DatasetError`.
-
-    The lock file is opened without following a symbolic link, so a planted link cannot make the
-    writer create or touch a file outside the dataset.
-    """
-    if fcntl is None:  # pragma: no cover
-        return WriterLock(None)
-    lock_path = path / LOCK_FILE
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(lock_path, flags, 0o644)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise DatasetError(f"{LOCK_FILE} is a symbolic link; refusing to follow it", source=path) from err
-        raise DatasetError(
-            f"cannot open the writer lock {LOCK_FILE}: {os_reason(err, lock_path)}", source=path
-        ) from err
-    lock = WriterLock(fd)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        lock.close()
-        raise DatasetError(f"{LOCK_FILE} is not a regular file; refusing to use it", source=path)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        lock.close()
-        raise DatasetError("another writer has this dataset open", source=path) from err
-    return lock
-
-
-def os_reason(err: OSError, path: Path | None = None) -> str:
-    """The OS's reason in one line ("No space left on device"), naming the file unless it is `path`."""
-    reason = err.strerror or str(err) or type(err).__name__
-    filename = err.filename
-    if filename is not None and (path is None or Path(os.fsdecode(filename)) != path):
-        reason = f"{reason} ({os.fsdecode(filename)})"
-    return reason
 
 
 def _extra_specs(data: zc.Group) -> list[KeySpec]:
