@@ -77,6 +77,8 @@ BASELINE = [
     "jax<=0.7.1",
     "jaxlib<=0.7.1",
     "ml_dtypes>=0.5,<0.6",
+    # pyarrow (exports; rerun-sdk's dependency) 26 needs numpy>=2 at import, not in its metadata.
+    "pyarrow<26",
 ]
 # The ViDiHand model: Wan2.1-VACE / Wan2.2 backbone through diffusers, LoRA through peft, weights
 # and checkpoints through safetensors (never pickles). torch is pinned: an unpinned torch pulls a
@@ -92,6 +94,11 @@ RAY = ["ray[serve]==2.59.0", "protobuf>=4.25.3,<5"]
 TRAIN = ["h5py>=3.10"]
 # MANO fitting for the baseline (and the ViDiHand model's MANO layer).
 MANO = ["torch==2.13.0", "smplx==0.1.28"]
+# Seeing a dataset (`vidihand render --rerun`, `vidihand plot`). rerun-sdk 0.22.1 is the newest
+# release that accepts numpy 1.26 (0.23 needs numpy>=2), so it installs beside the MediaPipe extra.
+VIEW = ["rerun-sdk==0.22.1", "matplotlib>=3.8,<4"]
+# Exports (`vidihand export lerobot`): parquet tables through pyarrow, mp4 through PyAV.
+EXPORT = ["pyarrow>=21,<30", *VIDEO]
 
 setup(
     name=PACKAGE,
@@ -113,7 +120,9 @@ setup(
         "model": MODEL + MANO,
         "serve": SERVE,
         "ray": SERVE + RAY,
-        "all": VIDEO + TEST + LINT + BASELINE + MANO + TRAIN + MODEL + SERVE + RAY,
+        "view": VIEW,
+        "export": EXPORT,
+        "all": VIDEO + TEST + LINT + BASELINE + MANO + TRAIN + MODEL + SERVE + RAY + VIEW + EXPORT,
     },
     entry_points={"console_scripts": ["vidihand = vidihand_ros.cli:main"]},
     cmdclass={"build_py": BuildPyWithInterfaces},

@@ -10,7 +10,20 @@ import argparse
 from collections.abc import Sequence
 
 from vidihand_ros import __version__
-from vidihand_ros.cli import annotate, convert, import_data, inspect, model, serve, train, visualize
+from vidihand_ros.cli import (
+    annotate,
+    convert,
+    export,
+    import_data,
+    inspect,
+    label,
+    model,
+    plot,
+    render,
+    serve,
+    train,
+    visualize,
+)
 from vidihand_ros.cli import eval as eval_
 from vidihand_ros.cli.options import add_verbosity
 from vidihand_ros.cli.running import exit_status, run_command
@@ -18,7 +31,21 @@ from vidihand_ros.cli.running import exit_status, run_command
 __all__ = ["build_parser", "main"]
 
 #: In the order `vidihand --help` lists them.
-COMMANDS = (convert, annotate, inspect, eval_, import_data, model, serve, train, visualize)
+COMMANDS = (
+    convert,
+    annotate,
+    inspect,
+    render,
+    plot,
+    label,
+    export,
+    eval_,
+    import_data,
+    model,
+    serve,
+    train,
+    visualize,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
