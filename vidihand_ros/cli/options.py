@@ -18,6 +18,7 @@ __all__ = [
     "count",
     "finite",
     "fraction",
+    "frame_range",
     "image_size",
     "jpeg_quality",
     "non_negative_int",
@@ -151,6 +152,21 @@ def image_size(text: str) -> tuple[int, int]:
     if max(size) > MAX_IMAGE_SIDE:
         raise argparse.ArgumentTypeError(f"{text!r}: width and height must be at most {MAX_IMAGE_SIDE}")
     return size
+
+
+def frame_range(text: str) -> tuple[int, int | None]:
+    """'A:B' frame indices (B excluded; 'A:' to the end; 'A' alone is that one frame) → (A, B)."""
+    start, sep, end = text.partition(":")
+    try:
+        a = int(start) if start.strip() else 0
+        b = (int(end) if end.strip() else None) if sep else a + 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected A:B frame indices, e.g. 0:90, got {text[:40]!r}"
+        ) from None
+    if a < 0 or (b is not None and b <= a):
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 ≤ A < B")
+    return a, b
 
 
 def time_range(text: str) -> tuple[float, float]:
