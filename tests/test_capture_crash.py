@@ -105,7 +105,13 @@ class Trial:
             time.sleep(0.005)
         return future.result() if future.done() else None
 
-    def record(self, rng: random.Random, frame_index: int, kill_in_commit: threading.Event) -> int:
+    def record(
+        self,
+        rng: random.Random,
+        frame_index: int,
+        kill_in_commit: threading.Event,
+        stored_one: threading.Event,
+    ) -> int:
         """Episodes until the node dies: start, frames with joint states, stop or discard."""
         while self.alive:
             started = self.call(self.rig.start_client, StartEpisode.Request(task=f"take {frame_index}"))
@@ -131,6 +137,7 @@ class Trial:
             stopped = future.result() if future.done() else None
             if stopped is not None and stopped.accepted and stopped.episode_index >= 0:
                 self.acknowledged.append((stopped.episode_index, stopped.num_frames))
+                stored_one.set()
         return frame_index
 
     def close(self) -> None:
@@ -188,23 +195,23 @@ def test_sigkill_at_random_moments_loses_at_most_the_episode_in_progress(
         try:
             run.wait_ready(len(rig.statuses))
             in_commit_kill = trial % 3 == 2  # every third trial: right after a stop was asked for
-            kill_now = threading.Event()
-            delay = rng.uniform(0.0, 0.03) if in_commit_kill else rng.uniform(0.2, 2.0)
+            kill_now, stored_one = threading.Event(), threading.Event()
+            delay = rng.uniform(0.0, 0.03) if in_commit_kill else rng.uniform(0.0, 1.5)
 
             def killer(
                 run: Trial = run,
                 delay: float = delay,
-                wait_for_stop: bool = in_commit_kill,
-                stop_asked: threading.Event = kill_now,
+                wait_for: threading.Event = kill_now if in_commit_kill else stored_one,
             ) -> None:
-                if wait_for_stop:
-                    stop_asked.wait(30)
+                # Either right after a stop was asked for, or at a random moment once this node
+                # stored an episode (so a slow machine still stores enough episodes to check).
+                wait_for.wait(30)
                 time.sleep(delay)
                 if run.alive:
                     os.kill(run.process.pid, signal.SIGKILL)
 
             threading.Thread(target=killer, daemon=True).start()
-            frame_index = run.record(rng, frame_index, kill_now)
+            frame_index = run.record(rng, frame_index, kill_now, stored_one)
         finally:
             run.close()
         assert run.process.returncode == -signal.SIGKILL, (tmp_path / f"node-{trial}.log").read_text()
