@@ -7,6 +7,7 @@ from typing import Any
 
 from vidihand_ros.dataset.reader import HONEST_VALID_LAYOUT, DatasetReader
 from vidihand_ros.dataset.schema import hand_key
+from vidihand_ros.episode_quality import episode_quality
 from vidihand_ros.types import HAND_SIDES
 
 
@@ -38,6 +39,7 @@ def summarise(path: Path) -> dict[str, Any]:
         "num_frames": reader.num_frames,
         "keys": keys,
         "attrs": reader.attrs,
+        "quality": [episode_quality(reader, i) for i in range(reader.num_episodes)],
     }
 
 
@@ -87,6 +89,75 @@ def print_summary(summary: dict[str, Any]) -> None:
     for key, info in summary["keys"].items():
         keys.add_row(key, " × ".join(map(str, info["shape"])), info["dtype"])
     console.print(keys)
+    if "quality" in summary:
+        print_quality(console, summary["quality"])
+
+
+#: The quality table's columns, short so that it fits 80 columns (docs/quality.md says what each
+#: means); the flags follow the table, one line each.
+_QUALITY_COLUMNS = (
+    "ep",
+    "hand",
+    "found",
+    "gaps",
+    "max\ngap",
+    "filled",
+    "acc\nmed",
+    "acc\np90",
+    "Δz\nsteps",
+    "Δz\nmax",
+    "jumps",
+    "flips",
+)
+_QUALITY_CAPTION = (
+    "gaps in frames; acc: wrist acceleration, mm/frame²; Δz steps: depth changes over 50 mm in "
+    "one frame, Δz max in mm; jumps: of those, unexplained by the 2D size; flips: side swaps"
+)
+
+
+def print_quality(console: Any, quality: list[dict[str, Any]]) -> None:
+    """The quality table, then one line per flag (`episode N: reason`)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title="quality",
+        caption=_QUALITY_CAPTION,
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        collapse_padding=True,
+        show_edge=False,
+    )
+    for column in _QUALITY_COLUMNS:
+        table.add_column(column, justify="left" if column == "hand" else "right")
+    for q in quality:
+        hands = [(side, q[side]) for side in HAND_SIDES if q.get(side) is not None]
+        if not hands:
+            table.add_row(
+                str(q["episode"]), "no poses", *["–"] * (len(_QUALITY_COLUMNS) - 2), end_section=True
+            )
+        for k, (side, h) in enumerate(hands):
+            table.add_row(
+                str(q["episode"]) if k == 0 else "",
+                side,
+                _fmt(h["found_share"], "{:.0%}"),
+                str(h["gaps"]),
+                str(h["longest_gap"]),
+                str(h["filled_frames"]),
+                _fmt(h["acceleration_median_mm"], "{:.1f}"),
+                _fmt(h["acceleration_p90_mm"], "{:.1f}"),
+                str(h["depth_steps"]),
+                _fmt(h["depth_step_max_mm"], "{:.0f}"),
+                str(h["unexplained_depth_jumps"]),
+                _fmt(q["side_flips"], "{}") if k == 0 else "",
+                end_section=k == len(hands) - 1,
+            )
+    console.print(table)
+    flagged = [(q["episode"], flag) for q in quality for flag in q["flags"]]
+    for episode, flag in flagged:
+        console.print(f"episode {episode}: {flag}", style="yellow", highlight=False)
+    if not flagged:
+        console.print("no episode flagged")
 
 
 def _layout_line(version: int | None) -> str:
