@@ -3,18 +3,21 @@
 One pass, streaming: memory is bounded by the PoseStream's window buffer plus the sinks' small
 buffers, whatever the length of the recording. Each input file becomes one episode by default;
 episodes can also be split at stamp gaps or cut to given time ranges (`episodes`).
+With `blur_faces`, faces are blurred in the stored frames only: the estimator sees the frames as
+recorded (docs/privacy.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from vidihand_ros import __version__
+from vidihand_ros.dataset.images import FaceFilter
 from vidihand_ros.dataset.staging import open_for_writing
 from vidihand_ros.dataset.validity import estimation_record
 from vidihand_ros.episodes import Peekable, StampLog, checked_time_ranges, split_episodes
@@ -51,6 +54,8 @@ class ConvertOptions:
     image_size: tuple[int, int] | None = None
     jpeg_quality: int = 90
     reencode: bool = False
+    #: Blur faces in stored frames (`vidihand_ros.privacy`; needs mediapipe).
+    blur_faces: bool = False
     strict: bool = False
     #: The most pixels a frame may declare (checked before decoding: decompression bombs).
     max_pixels: int = MAX_PIXELS
@@ -74,6 +79,9 @@ class EpisodeReport:
 @dataclass
 class ConvertReport:
     episodes: list[EpisodeReport] = field(default_factory=list)
+    #: With `blur_faces`: frames in which faces were blurred, and how many faces (None: off).
+    frames_with_faces: int | None = None
+    faces_blurred: int | None = None
 
     @property
     def frames(self) -> int:
@@ -131,6 +139,9 @@ def convert(
     }
     report = ConvertReport()
     with (
+        _face_blurrer(
+            options.blur_faces
+        ) as blurrer,  # before the dataset: a missing mediapipe writes nothing
         open_for_writing(
             output,
             append=append,
@@ -139,6 +150,7 @@ def convert(
             jpeg_quality=options.jpeg_quality,
             reencode=options.reencode,
             attrs=dataset_attrs,
+            face_blurrer=blurrer,
         ) as writer,
         ExitStack() as stack,
     ):
@@ -164,7 +176,21 @@ def convert(
                 raise InputError("no frames inside the given --time-range values", source=path)
             report.episodes.extend(episodes)
             dataset.publish()  # one group commit per input: a kill loses at most the input in progress
+        if blurrer is not None:
+            report.frames_with_faces, report.faces_blurred = writer.frames_with_faces, writer.faces_blurred
     return report
+
+
+@contextmanager
+def _face_blurrer(enabled: bool) -> Iterator[FaceFilter | None]:
+    """The run's one face blurrer (loading the model once), closed at the end; None when off."""
+    if not enabled:
+        yield None
+        return
+    from vidihand_ros.privacy import FaceBlurrer
+
+    with FaceBlurrer() as blurrer:
+        yield blurrer
 
 
 def open_input(path: Path, options: ConvertOptions) -> FrameSource:

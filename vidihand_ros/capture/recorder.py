@@ -8,7 +8,10 @@ passed). Stopping never waits: the rows still open are written with the poses th
 masks false where none came) and the episode is published at once (`commit_interval_s` 0), so a
 crash afterwards cannot lose it; `vidihand annotate` fills the missing poses later. Any dataset
 error (a full disk, a folder made read-only) ends the episode in progress, discarding it, and
-is kept as `last_error`; earlier episodes are untouched. Thread-safe: frames, samples and
+is kept as `last_error`; earlier episodes are untouched. With `blur_faces`, faces are blurred in
+each frame before its image is written (one `FaceBlurrer` for the recorder's life, loaded at
+construction so a missing mediapipe fails at start-up); the estimator still gets the frame as it
+came. Thread-safe: frames, samples and
 service calls come from the ROS executor, estimates from the live stream's worker.
 """
 
@@ -32,6 +35,7 @@ from vidihand_ros.dataset.schema import EPISODE_ENDS
 from vidihand_ros.dataset.validity import estimation_record
 from vidihand_ros.dataset.writer import DatasetWriter
 from vidihand_ros.errors import DatasetError, InputError
+from vidihand_ros.privacy import FaceBlurrer
 from vidihand_ros.stream import Pair
 from vidihand_ros.types import Frame, FramePoses
 
@@ -84,7 +88,7 @@ class Recorder:
 
     The dataset is opened for each episode (so `vidihand annotate` or an append can run between
     takes) and appended to; `estimator` describes what estimates the frames (None: frames only),
-    for the episode records.
+    for the episode records. `blur_faces` blurs faces in the stored frames (module docstring).
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class Recorder:
         pose_wait_s: float = 30.0,
         writer_options: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        blur_faces: bool = False,
     ) -> None:
         names = [t.name for t in topics]
         if len(set(names)) != len(names):
@@ -119,6 +124,8 @@ class Recorder:
         self._episodes_recorded = 0
         self._last_error = ""
         self._next_index = _episodes_in(self.dataset)
+        self.blur_faces = blur_faces
+        self._blurrer: FaceBlurrer | None = FaceBlurrer() if blur_faces else None
 
     # -- episodes -----------------------------------------------------------------------------
 
@@ -131,8 +138,16 @@ class Recorder:
         with self._lock:
             if self._episode is not None:
                 raise CaptureStateError(f"already recording episode {self._next_index}")
+            if self.blur_faces and self._blurrer is None:  # after close(): loaded again
+                self._blurrer = FaceBlurrer()
             try:
-                writer = DatasetWriter(self.dataset, mode="a", commit_interval_s=0.0, **self._writer_options)
+                writer = DatasetWriter(
+                    self.dataset,
+                    mode="a",
+                    commit_interval_s=0.0,
+                    face_blurrer=self._blurrer,
+                    **self._writer_options,
+                )
             except DatasetError as err:
                 self._fail(err)
                 raise
@@ -193,14 +208,20 @@ class Recorder:
             return frames
 
     def close(self) -> EpisodeSummary | None:
-        """Stop an episode still being recorded (kept, `ended: shutdown`), release the dataset."""
+        """Stop an episode still being recorded (kept, `ended: shutdown`), release the dataset
+        and the face blurrer."""
         with self._lock:
-            if self._episode is None:
-                return None
             try:
-                return self.stop(None, ended="shutdown")
-            except DatasetError:
-                return None
+                if self._episode is None:
+                    return None
+                try:
+                    return self.stop(None, ended="shutdown")
+                except DatasetError:
+                    return None
+            finally:
+                blurrer, self._blurrer = self._blurrer, None
+                if blurrer is not None:
+                    blurrer.close()
 
     # -- input --------------------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ examples:
   vidihand convert rec.mcap -o demos.zarr --append --topic /cam/image_raw/compressed
   vidihand convert rec/ -o demos.zarr --split-gaps 2.0 --pose-bag rec_poses
   vidihand convert rec/ -o demos.zarr --estimator mediapipe
+  vidihand convert head_cam.mcap -o demos.zarr --blur-faces
+      faces of people the camera filmed are blurred in the stored frames
   vidihand convert clip.mp4 -o demos.zarr --intrinsics 600,600,320,240
   vidihand convert recs/*.mcap -o demos.zarr --ray --estimator mediapipe
       one Ray task per recording (a local Ray instance; --address auto joins a cluster)
@@ -126,6 +128,12 @@ def _add_output(out: Any) -> None:
         help="decode and re-encode JPEG frames even when they could be copied",
     )
     out.add_argument(
+        "--blur-faces",
+        action="store_true",
+        help="blur faces in the stored frames (MediaPipe face detection, needs the baseline extra); "
+        "only frames with a face are re-encoded, the episode record counts them (docs/privacy.md)",
+    )
+    out.add_argument(
         "--pose-bag", type=Path, metavar="PATH", help="also write the HandPoses messages to a ROS 2 bag"
     )
     out.add_argument("--pose-bag-storage", choices=("mcap", "sqlite3"), default="mcap")
@@ -164,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         jpeg_quality=args.jpeg_quality,
         reencode=args.reencode,
+        blur_faces=args.blur_faces,
         strict=args.strict,
         max_pixels=args.max_pixels or ConvertOptions.max_pixels,
         batch_windows=args.batch_windows,
@@ -228,3 +237,5 @@ def _print_report(report: Any, output: Path) -> None:
         + (f", {duplicates} frames with a repeated stamp dropped" if duplicates else "")
         + ")"
     )
+    if getattr(report, "faces_blurred", None) is not None:
+        print(f"blurred {report.faces_blurred} face(s) in {report.frames_with_faces} frame(s)")

@@ -5,6 +5,10 @@ codec, so it is written as the chunk file without decoding (the ≥1000 frames/s
 else (PNG, raw pixels, other sizes, grey JPEGs, or `reencode=True`) is decoded, resized if the
 dataset asks for a fixed size, and encoded once.
 
+With a face blurrer (`convert --blur-faces`) every frame is decoded and searched for faces; only a
+frame in which faces were found is re-encoded (blurred), the others still go through as their own
+bytes. The rows' face counts become the episode record's `privacy` entry (`privacy_record`).
+
 Compressed bytes are trusted only as far as `imaging.checked_info` says: a source's CheckedImage
 (structure and declared size checked where the frame was read, so that a bad frame was skipped
 there) or, for bytes from anywhere else, the same check now, against `max_pixels`. So no bytes that
@@ -14,8 +18,10 @@ would not decode are copied, and no declared size is believed before it is check
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.schema import IMAGE_DESCRIPTION, IMAGE_KEY, image_shape
@@ -31,11 +37,21 @@ from vidihand_ros.imaging import (
 from vidihand_ros.types import Frame
 
 
+class FaceFilter(Protocol):
+    """What the store needs of a face blurrer (`vidihand_ros.privacy.FaceBlurrer` is one)."""
+
+    detector: str
+    min_confidence: float
+
+    def blur(self, rgb: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], int]: ...
+
+
 class ImageStore:
     """Writes frames into `data/camera0_rgb`, creating it at the first frame when the size is open.
 
     `size` is the dataset's (width, height) once known; `resize=True` scales frames of other sizes
     to it, otherwise such a frame is an error. `max_pixels` bounds what unchecked bytes may declare.
+    `blurrer` blurs faces before a frame is stored (module docstring).
     """
 
     def __init__(
@@ -47,8 +63,12 @@ class ImageStore:
         jpeg_quality: int,
         reencode: bool,
         max_pixels: int = MAX_PIXELS,
+        blurrer: FaceFilter | None = None,
     ) -> None:
         self._data = data
+        self.blurrer = blurrer
+        #: Faces blurred per row not yet in an episode record (rows past the committed ones).
+        self._faces: dict[int, int] = {}
         self._limits = SizeLimits(max_pixels)
         self.array: zc.Array | None = None
         self._write_chunk: Callable[[Sequence[int], bytes], None] = _no_array
@@ -102,17 +122,36 @@ class ImageStore:
             )
         self._ensure_array(*target)
         scale = (target[0] / width, target[1] / height)
+        rgb: NDArray[np.uint8] | None = None
+        if self.blurrer is not None:  # on the source pixels: small faces are found before a resize
+            rgb, faces = self.blurrer.blur(_decoded(frame))
+            self._faces[row] = faces
+            copyable = copyable and faces == 0
         if copyable and scale == (1.0, 1.0) and not self.reencode:
             assert frame.data is not None
             self._write_chunk((row, 0, 0, 0), frame.data)
             return True, scale
-        try:
-            rgb = frame.rgb()
-        except CorruptImageError as err:
-            raise InputError(str(err), index=frame.index, field="data") from err
-        rgb = resize_rgb(rgb, *target)
+        rgb = resize_rgb(_decoded(frame) if rgb is None else rgb, *target)
         self._write_chunk((row, 0, 0, 0), encode_jpeg(rgb, self.jpeg_quality))
         return False, scale
+
+    def privacy_record(self, start: int, end: int) -> dict[str, Any] | None:
+        """The `privacy` entry of the episode of rows [start, end), None without a blurrer; the
+        rows' counts are forgotten (they are in the record now)."""
+        if self.blurrer is None:
+            return None
+        counts = [self._faces.pop(row, 0) for row in range(start, end)]
+        return {
+            "blur_faces": True,
+            "frames_with_faces": sum(1 for n in counts if n),
+            "faces_blurred": sum(counts),
+            "detector": self.blurrer.detector,
+            "min_confidence": self.blurrer.min_confidence,
+        }
+
+    def forget_faces_from(self, row: int) -> None:
+        """Drop the face counts of rows >= `row` (an aborted episode's, or rows truncated away)."""
+        self._faces = {r: n for r, n in self._faces.items() if r < row}
 
     def set_length(self, rows: int) -> None:
         if self.array is not None:
@@ -124,6 +163,7 @@ class ImageStore:
         Back at zero rows with the size taken from the data (not given), the array goes too, so
         a failed first episode does not fix the image size of a dataset that has no episodes.
         """
+        self.forget_faces_from(rows)
         if self.array is None:
             return
         if rows == 0 and not self.resize:
@@ -137,6 +177,14 @@ class ImageStore:
 
 def _no_array(index: Sequence[int], data: bytes) -> None:
     raise RuntimeError("image array not created yet")
+
+
+def _decoded(frame: Frame) -> NDArray[np.uint8]:
+    """The frame's pixels; bytes that do not decode are the frame's bad input."""
+    try:
+        return frame.rgb()
+    except CorruptImageError as err:
+        raise InputError(str(err), index=frame.index, field="data") from err
 
 
 def _pixel_size(frame: Frame) -> tuple[int, int]:

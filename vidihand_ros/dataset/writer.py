@@ -35,7 +35,7 @@ from vidihand_ros.dataset import journal
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.attrs import to_json, utc_now
 from vidihand_ros.dataset.episode import EpisodeWriter
-from vidihand_ros.dataset.images import ImageStore
+from vidihand_ros.dataset.images import FaceFilter, ImageStore
 from vidihand_ros.dataset.lock import LOCK_FILE, WriterLock, acquire_lock, os_reason
 from vidihand_ros.dataset.rows import RowBuffer
 from vidihand_ros.dataset.schema import (
@@ -82,6 +82,8 @@ class DatasetWriter:
     frame to that size; None takes the first frame's size and rejects frames of other sizes.
     `attrs` is dataset-level provenance (software, estimator, ...), kept per writer session.
     `commit_interval_s` groups commits (module docstring); 0 publishes each episode at its commit.
+    `face_blurrer` (owned by the caller, who closes it) blurs faces in every frame stored, and each
+    episode's record gets a `privacy` entry counting them (`ImageStore`).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class DatasetWriter:
         attrs: Mapping[str, Any] | None = None,
         flush_frames: int = DEFAULT_FLUSH_FRAMES,
         commit_interval_s: float = 0.0,
+        face_blurrer: FaceFilter | None = None,
     ) -> None:
         if mode not in ("w", "a"):
             raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
@@ -109,6 +112,9 @@ class DatasetWriter:
         self.commit_interval_s = float(commit_interval_s)
         self.passthrough_frames = 0
         self.reencoded_frames = 0
+        #: Frames of the published episodes in which faces were blurred, and the faces.
+        self.frames_with_faces = 0
+        self.faces_blurred = 0
         self._active: EpisodeWriter | None = None
         self._lock: WriterLock | None = None
         self._root: zc.Group | None = None
@@ -117,6 +123,7 @@ class DatasetWriter:
         #: found: what `close(discard_if_new=True)` restores.
         self._created: list[Path] = []
         self._found_empty: set[str] | None = None
+        self._face_blurrer = face_blurrer
         provenance = to_json(dict(attrs or {}))
         if image_size is not None:
             image_size = (int(image_size[0]), int(image_size[1]))
@@ -325,6 +332,9 @@ class DatasetWriter:
     def commit_episode(self, record: dict[str, Any], end: int) -> int:
         """Add a finished episode (rows and images written) to the pending ones; publish if due."""
         index = self.num_episodes
+        privacy = self._images.privacy_record(int(record["start_row"]), end)
+        if privacy is not None:
+            record = {**record, "privacy": privacy}
         self._pending.append(_Pending(record, end))
         if self._publish_due():
             self.publish()
@@ -333,6 +343,7 @@ class DatasetWriter:
     def discard_uncommitted(self) -> None:
         """Drop what an aborted episode wrote past the committed (published or pending) rows."""
         rows = self.num_frames
+        self._images.forget_faces_from(rows)
         try:
             self._rows.drop_from(rows)
             for array in self._arrays.values():
@@ -491,7 +502,12 @@ class DatasetWriter:
                 )
             size = (width, height)
         self._images = ImageStore(
-            data, size, resize=image_size is not None, jpeg_quality=jpeg_quality, reencode=reencode
+            data,
+            size,
+            resize=image_size is not None,
+            jpeg_quality=jpeg_quality,
+            reencode=reencode,
+            blurrer=self._face_blurrer,
         )
 
     def _truncate(self, rows: int) -> None:
@@ -563,6 +579,9 @@ class DatasetWriter:
         self._episodes += records
         self.passthrough_frames += sum(r["passthrough_frames"] for r in records)
         self.reencoded_frames += sum(r["reencoded_frames"] for r in records)
+        privacy = [r["privacy"] for r in records if isinstance(r.get("privacy"), dict)]
+        self.frames_with_faces += sum(int(p.get("frames_with_faces", 0)) for p in privacy)
+        self.faces_blurred += sum(int(p.get("faces_blurred", 0)) for p in privacy)
         self._pending.clear()
         self._last_publish = clock()
 

@@ -79,6 +79,7 @@ class CaptureNode(HandPoseNode):
             estimator=None if estimator.name == "none" else {"name": estimator.name},
             pose_wait_s=c.pose_wait_s,
             writer_options={"jpeg_quality": c.jpeg_quality, "attrs": {"recorder": NODE_NAME}},
+            blur_faces=c.blur_faces,
         )
 
     # -- interfaces (generated from this package's msg/ and srv/) ------------------------------

@@ -31,6 +31,9 @@ CAPTURE_PARAMETERS: dict[str, Declared] = {
         30.0, "A frame's row waits this long for its estimate before it is written without (s)", 0.0, 3600.0
     ),
     "jpeg_quality": Declared(90, "JPEG quality of frames that arrive raw (JPEGs are stored as sent)", 1, 100),
+    "blur_faces": Declared(
+        False, "Blur faces in stored frames (MediaPipe face detection; the estimator sees them unblurred)"
+    ),
     "status_topic": Declared("~/status", "vidihand_ros/msg/CaptureStatus, latched"),
     "status_period_s": Declared(0.5, "Period of the status message while recording (s)", 0.05, 60.0),
     "corecord_topics": Declared(
@@ -64,6 +67,7 @@ class CaptureSettings:
     trigger_stop_success: bool
     pose_wait_s: float
     jpeg_quality: int
+    blur_faces: bool
     status_topic: str
     status_period_s: float
     corecord: tuple[CorecordSetting, ...]
@@ -105,6 +109,7 @@ def declare_capture(node: Node) -> CaptureSettings:
         trigger_stop_success=v["trigger_stop_success"],
         pose_wait_s=v["pose_wait_s"],
         jpeg_quality=v["jpeg_quality"],
+        blur_faces=v["blur_faces"],
         status_topic=v["status_topic"],
         status_period_s=v["status_period_s"],
         corecord=tuple(topics),
