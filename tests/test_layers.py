@@ -50,6 +50,16 @@ CORE = [
     "vidihand_ros.model.config",
     "vidihand_ros.training.config",
     "vidihand_ros.cli",
+    "vidihand_ros.privacy",
+    "vidihand_ros.capture.recorder",
+    "vidihand_ros.episode_quality",
+    "vidihand_ros.plots",
+    "vidihand_ros.render.frames",
+    "vidihand_ros.render.mesh",
+    "vidihand_ros.render.outputs",
+    "vidihand_ros.render.rerun_log",
+    "vidihand_ros.export.zarr_zip",
+    "vidihand_ros.export.lerobot",
 ]
 FORBIDDEN = (
     "rclpy",
