@@ -60,6 +60,8 @@ CORE = [
     "vidihand_ros.render.rerun_log",
     "vidihand_ros.export.zarr_zip",
     "vidihand_ros.export.lerobot",
+    "vidihand_ros.labels",
+    "vidihand_ros.labels.label",
 ]
 FORBIDDEN = (
     "rclpy",

@@ -115,9 +115,9 @@ def recover(path: Path) -> str | None:
         return None
     if not is_committed(path):
         _remove(folder)
-        return f"removed an unfinished annotation journal ({JOURNAL_DIR}); the dataset is as it was"
+        return f"removed an unfinished annotate or label journal ({JOURNAL_DIR}); the dataset is as it was"
     episode = _replay(path)
-    return f"finished the interrupted annotation of episode {episode}"
+    return f"finished an interrupted annotate or label change (journalled with episode {episode})"
 
 
 def finish_committed(path: Path) -> str | None:
