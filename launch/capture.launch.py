@@ -41,6 +41,7 @@ ARGUMENTS = {
     "trigger_topic": ("", "std_msgs/Bool pedal or sensor_msgs/Joy topic that starts / stops"),
     "trigger_type": ("", "bool (the files' default) or joy"),
     "trigger_button": ("", "Joy button index (trigger_type:=joy; files: 0)"),
+    "blur_faces": ("", "true: blur faces in the stored frames (needs mediapipe; files: false)"),
     "node_name": ("capture_node", "Name of the capture node"),
 }
 #: Arguments that are node parameters of the same name (the rest are the launch's own).
@@ -64,9 +65,13 @@ NODE_STOP_S = "15"
 
 def _actions(context: LaunchContext) -> list:
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    parameters: dict[str, str | int] = {name: arg[name] for name in STRING_PARAMETERS if arg[name]}
+    parameters: dict[str, str | int | bool] = {name: arg[name] for name in STRING_PARAMETERS if arg[name]}
     if arg["trigger_button"]:
         parameters["trigger_button"] = int(arg["trigger_button"])
+    if arg["blur_faces"]:
+        if arg["blur_faces"].lower() not in ("true", "false"):
+            raise ValueError(f"blur_faces must be true or false, got {arg['blur_faces']!r}")
+        parameters["blur_faces"] = arg["blur_faces"].lower() == "true"
     files = [*BASE_PARAMETERS, *([arg["params_file"]] if arg["params_file"] else [])]
     return [
         Node(

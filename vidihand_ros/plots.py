@@ -110,12 +110,13 @@ def plot_episode(reader: DatasetReader, i: int, path: Path) -> PlotFile | None:
     if grippers:
         widths = reader.episode(i, keys=grippers)
         for key, grey in zip(grippers, _GRIPPER_COLOURS, strict=False):
+            hand = reader.array(key).attrs.get("hand")  # `vidihand label` records the hand
             panel["gripper"].plot(
                 t,
                 np.asarray(widths[key], dtype=np.float64).reshape(len(t), -1)[:, 0],
-                color=grey,
+                color=_colour(hand) if hand in SIDE_COLOURS else grey,
                 lw=2,
-                label=key.split("_")[0],
+                label=key.split("_")[0] + (f" ({hand} hand)" if hand in SIDE_COLOURS else ""),
             )
         panel["gripper"].set_ylabel("gripper\nwidth (m)")
         panel["gripper"].legend(loc="upper right", fontsize=8)
@@ -234,11 +235,14 @@ def _speed(t: NDArray[np.float64], wrist: NDArray[np.float64]) -> NDArray[np.flo
 
 
 def _jitter(t: NDArray[np.float64], s: HandSeries) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """`quality.wrist_acceleration` at the middle frame of each run of three found frames."""
+    """`quality.wrist_acceleration` at the middle frame of each run of three found frames, full
+    (NaN) on the others so that the line breaks where the hand was not found."""
     values = quality.wrist_acceleration(s.joints, s.found)
     ok = s.found & np.isfinite(s.joints[:, 0]).all(axis=-1)
     middle = ok[:-2] & ok[1:-1] & ok[2:]
-    return t[1:-1][middle], values
+    series = np.full(len(middle), np.nan)
+    series[middle] = values
+    return t[1:-1], series
 
 
 def _seconds(reader: DatasetReader, i: int) -> tuple[NDArray[np.float64], str]:
