@@ -123,7 +123,7 @@ class VideoFiles:
                 "video.width": stream.width,
                 "video.codec": stream.codec.canonical_name,
                 "video.pix_fmt": stream.pix_fmt,
-                "video.fps": int(stream.base_rate),
+                "video.fps": round(stream.base_rate.numerator / stream.base_rate.denominator),  # Fraction or AVRational (PyAV 19)
                 "video.channels": 3,
                 "has_audio": bool(container.streams.audio),
             }
