@@ -123,7 +123,8 @@ class VideoFiles:
                 "video.width": stream.width,
                 "video.codec": stream.codec.canonical_name,
                 "video.pix_fmt": stream.pix_fmt,
-                "video.fps": round(stream.base_rate.numerator / stream.base_rate.denominator),  # Fraction or AVRational (PyAV 19)
+                # a Fraction (PyAV 18) or an AVRational (PyAV 19): both have these two
+                "video.fps": round(stream.base_rate.numerator / stream.base_rate.denominator),
                 "video.channels": 3,
                 "has_audio": bool(container.streams.audio),
             }
