@@ -17,7 +17,6 @@ first episode is changed. Design notes: docs/dataset.md, "Annotating later".
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,6 @@ from vidihand_ros.dataset.lock import acquire_lock, os_reason
 from vidihand_ros.dataset.rows import RowBlock
 from vidihand_ros.dataset.schema import (
     EPISODE_ENDS,
-    LAYOUT,
     LAYOUT_VERSION,
     LOWDIM_BY_NAME,
     LOWDIM_CHUNK_ROWS,
@@ -42,6 +40,7 @@ from vidihand_ros.dataset.schema import (
     hand_key,
 )
 from vidihand_ros.dataset.stored_frames import StoredFrames
+from vidihand_ros.dataset.writable import check_writable
 from vidihand_ros.errors import DatasetError, InputError
 from vidihand_ros.estimators.base import AnyPoseEstimator
 from vidihand_ros.pipeline import ProgressCallback, feed
@@ -185,36 +184,9 @@ def _stream_factory(estimator: AnyPoseEstimator, options: AnnotateOptions) -> Ca
 
 
 def check_dataset(path: Path, episodes: Sequence[int] | None = None) -> None:
-    """Refuse, before the lock file is made, anything annotate must not write into, and episode
-    numbers the dataset does not have."""
-    if not path.exists():
-        raise DatasetError("no such dataset", source=path)
-    if zc.is_zip_store(path):
-        raise DatasetError("a .zip dataset is read-only; annotate the directory dataset", source=path)
-    if not zc.is_group_dir(path):
-        raise DatasetError("not a zarr dataset (no zarr group here)", source=path)
-    try:
-        root = zc.open_group(path, "r")
-        attrs = zc.get_attrs(root)
-    except (OSError, ValueError, KeyError) as err:
-        raise DatasetError(f"cannot open the dataset: {err}", source=path) from err
-    if zc.zarr_format(root) != 2 or attrs.get("layout") != LAYOUT:
-        raise DatasetError("not a vidihand_ros dataset (no replay-buffer layout attributes)", source=path)
-    version = attrs.get("layout_version")
-    if version != LAYOUT_VERSION:
-        raise DatasetError(
-            f"dataset layout version {version}; annotate writes into layout {LAYOUT_VERSION} only",
-            source=path,
-        )
-    # Also the mode bits: a dataset made read-only (chmod a-w) is refused even where the OS would
-    # let this user write (root).
-    if not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):
-        raise DatasetError("the dataset is read-only; annotate writes into it", source=path)
-    try:
-        count = int(root["meta"][EPISODE_ENDS].shape[0])
-    except KeyError as err:
-        raise DatasetError(f"dataset is missing {err}", source=path) from err
-    _check_episodes(path, episodes, count)
+    """Refuse, before the lock file is made, anything annotate must not write into
+    (`dataset.writable`), and episode numbers the dataset does not have."""
+    _check_episodes(path, episodes, check_writable(path, "annotate"))
 
 
 def _check_episodes(path: Path, episodes: Sequence[int] | None, count: int) -> None:

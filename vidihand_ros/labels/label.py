@@ -11,7 +11,6 @@ configuration no longer names loses its keys, after the new labels are in place.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,12 +18,12 @@ import numpy as np
 
 from vidihand_ros import __version__
 from vidihand_ros.dataset import journal
-from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.attrs import utc_now
 from vidihand_ros.dataset.columns import Column, owned_keys, remove_columns, replace_columns
 from vidihand_ros.dataset.lock import acquire_lock, os_reason
 from vidihand_ros.dataset.reader import DatasetReader
-from vidihand_ros.dataset.schema import EPISODE_ENDS, LAYOUT, LAYOUT_VERSION, LOWDIM_CHUNK_ROWS, hand_key
+from vidihand_ros.dataset.schema import LOWDIM_CHUNK_ROWS, hand_key
+from vidihand_ros.dataset.writable import check_writable
 from vidihand_ros.errors import DatasetError
 from vidihand_ros.labels.config import LabelConfig, RobotHand
 from vidihand_ros.labels.gripper import HandRows, label_rows
@@ -61,29 +60,8 @@ class LabelReport:
 
 
 def check_dataset(path: Path) -> None:
-    """Refuse, before the lock file is made, what label must not write into."""
-    if not path.exists():
-        raise DatasetError("no such dataset", source=path)
-    if zc.is_zip_store(path):
-        raise DatasetError("a .zip dataset is read-only; label the directory dataset", source=path)
-    if not zc.is_group_dir(path):
-        raise DatasetError("not a zarr dataset (no zarr group here)", source=path)
-    try:
-        root = zc.open_group(path, "r")
-        attrs = zc.get_attrs(root)
-        episodes = int(root["meta"][EPISODE_ENDS].shape[0])
-    except (OSError, ValueError, KeyError) as err:
-        raise DatasetError(f"cannot open the dataset: {err}", source=path) from err
-    if zc.zarr_format(root) != 2 or attrs.get("layout") != LAYOUT:
-        raise DatasetError("not a vidihand_ros dataset (no replay-buffer layout attributes)", source=path)
-    version = attrs.get("layout_version")
-    if version != LAYOUT_VERSION:
-        raise DatasetError(
-            f"dataset layout version {version}; label writes into layout {LAYOUT_VERSION} only", source=path
-        )
-    if not (os.access(path, os.W_OK) and path.stat().st_mode & 0o222):
-        raise DatasetError("the dataset is read-only; label writes into it", source=path)
-    if episodes == 0:
+    """Refuse, before the lock file is made, what label must not write into (`dataset.writable`)."""
+    if check_writable(path, "label") == 0:
         raise DatasetError("the dataset holds no episodes; nothing to label", source=path)
 
 
