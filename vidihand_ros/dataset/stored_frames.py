@@ -20,7 +20,7 @@ from vidihand_ros.dataset.schema import IMAGE_KEY, LOWDIM_CHUNK_ROWS
 from vidihand_ros.errors import DatasetError
 from vidihand_ros.types import CameraModel, Frame
 
-__all__ = ["StoredFrames", "jpeg_chunks", "stored_camera"]
+__all__ = ["StoredFrames", "jpeg_chunks", "stored_camera", "stored_jpeg"]
 
 
 class StoredFrames:
@@ -68,13 +68,17 @@ class StoredFrames:
 
     def image_bytes(self, row: int, first_row: int = 0) -> bytes:
         """The JPEG of `row`, the chunk file's bytes."""
-        try:
-            return zc.chunk_file(self.images, (row, 0, 0, 0)).read_bytes()
-        except FileNotFoundError:
-            raise DatasetError(
-                f"no image is stored for frame {row - first_row} (data/{IMAGE_KEY} chunk {row})",
-                source=self.path,
-            ) from None
+        return stored_jpeg(self.images, row, self.path, first_row)
+
+
+def stored_jpeg(images: zc.Array, row: int, path: Path, first_row: int = 0) -> bytes:
+    """The JPEG of `row` of a `jpeg_chunks` image array; a missing chunk is a `DatasetError`."""
+    try:
+        return zc.chunk_file(images, (row, 0, 0, 0)).read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(
+            f"no image is stored for frame {row - first_row} (data/{IMAGE_KEY} chunk {row})", source=path
+        ) from None
 
 
 def stored_camera(

@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.reader import DatasetReader
 from vidihand_ros.dataset.schema import IMAGE_KEY, LOWDIM_BY_NAME, LOWDIM_CHUNK_ROWS
-from vidihand_ros.dataset.stored_frames import jpeg_chunks
+from vidihand_ros.dataset.stored_frames import jpeg_chunks, stored_jpeg
 from vidihand_ros.render.frames import row_stamps
 from vidihand_ros.render.selection import EpisodeRows
 from vidihand_ros.render.stored_hands import MIN_PRESENCE, HandRows, HandState, read_hands
@@ -102,7 +101,7 @@ def _log_episode(rec: Any, reader: DatasetReader, rows: EpisodeRows, min_presenc
                 rec.log("world/camera", rr.Pinhole(image_from_camera=last_k, resolution=[width, height]))
             if images is not None:
                 if as_jpeg:
-                    data = zc.chunk_file(images, (row, 0, 0, 0)).read_bytes()
+                    data = stored_jpeg(images, row, reader.path, rows.first)
                     rec.log("world/camera/image", rr.EncodedImage(contents=data, media_type="image/jpeg"))
                 else:
                     rec.log("world/camera/image", rr.Image(np.asarray(images[row], np.uint8)))
