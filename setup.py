@@ -99,6 +99,19 @@ MANO = ["torch==2.13.0", "smplx==0.1.28"]
 VIEW = ["rerun-sdk==0.22.1", "matplotlib>=3.8,<4"]
 # Exports (`vidihand export lerobot`): parquet tables through pyarrow, mp4 through PyAV.
 EXPORT = ["pyarrow>=21,<30", *VIDEO]
+# Robot-hand retargeting (`vidihand retarget`, the node's joint states) on dex-retargeting
+# (pinocchio + nlopt). 0.5.0 needs numpy>=2 (the MediaPipe extra needs numpy<2) and imports torch
+# and six without declaring them; 0.4.6 accepts numpy 1.26 and declares torch (pinned by the model
+# extra to the CPU build) but not six, which its URDF reader imports. pin 2.7.0 and nlopt 2.7.1 are
+# what pip resolves beside numpy 1.26; pinned so that it does not backtrack through pinocchio 3.
+RETARGET = [
+    "dex-retargeting==0.4.6",
+    "six>=1.16",
+    "pin==2.7.0",
+    "nlopt>=2.6.1,<2.8",
+    "numpy>=1.26,<2",
+    "torch==2.13.0",
+]
 
 setup(
     name=PACKAGE,
@@ -122,7 +135,8 @@ setup(
         "ray": SERVE + RAY,
         "view": VIEW,
         "export": EXPORT,
-        "all": VIDEO + TEST + LINT + BASELINE + MANO + TRAIN + MODEL + SERVE + RAY + VIEW + EXPORT,
+        "retarget": RETARGET,
+        "all": VIDEO + TEST + LINT + BASELINE + MANO + TRAIN + MODEL + SERVE + RAY + VIEW + EXPORT + RETARGET,
     },
     entry_points={"console_scripts": ["vidihand = vidihand_ros.cli:main"]},
     cmdclass={"build_py": BuildPyWithInterfaces},
