@@ -53,6 +53,20 @@ class RetargetSetup:
     urdf_path: Path
     urdf_sha256: str
 
+    @property
+    def fingertip_links(self) -> tuple[str, ...]:
+        """The robot links matched to the human fingertips, thumb first, as the configuration names them.
+
+        The order is the human one (thumb, index, middle, ring) whatever the robot numbers its
+        fingers: the left Allegro's index is `link_11.0`, the right one's `link_3.0`.
+        """
+        names = (
+            self.config.get("finger_tip_link_names")  # DexPilot
+            or self.config.get("target_task_link_names")  # vector
+            or list(self.config.get("target_link_names") or [])[:4]  # position: tips, then middle joints
+        )
+        return tuple(str(n) for n in names)
+
 
 def package_config_dir() -> Path:
     """The `configs/` folder of the installed `dex_retargeting` (an `InputError` when absent)."""

@@ -4,7 +4,7 @@ A thin layer over `dex_retargeting.SeqRetargeting` (warm-started optimisation pl
 low-pass filter): it builds the optimiser from a checked `RetargetSetup` without the package's
 console output, turns the 21 keypoints into the optimiser's reference (fingertip vectors for the
 vector and DexPilot modes, keypoint positions for the position mode, as the package's own examples
-do) and starts a fresh sequence on `reset()`. The position mode optimises a free-floating wrist
+do), starts a fresh sequence on `reset()` and keeps every angle within the URDF's limits. The position mode optimises a free-floating wrist
 (six dummy joints) that is not a joint of the robot: it is left out of the output.
 """
 
@@ -76,8 +76,9 @@ class HandRetargeter:
 
     def __call__(self, wrist_frame_joints: ArrayLike) -> NDArray[np.float64]:
         """Joint angles (DOF,) of the robot for one frame, continuing the current sequence."""
-        qpos = self._seq.retarget(self.reference(wrist_frame_joints))
-        return np.asarray(qpos, dtype=np.float64)[self._keep]
+        qpos = np.asarray(self._seq.retarget(self.reference(wrist_frame_joints)), dtype=np.float64)[self._keep]
+        # The package's optimiser lets each joint go 1 mrad past its limits: a robot must not be asked to.
+        return np.clip(qpos, self.joint_limits[:, 0], self.joint_limits[:, 1])
 
 
 def _build(setup: RetargetSetup) -> Any:
