@@ -62,6 +62,14 @@ CORE = [
     "vidihand_ros.export.lerobot",
     "vidihand_ros.labels",
     "vidihand_ros.labels.label",
+    "vidihand_ros.retarget.wrist_frame",
+    "vidihand_ros.retarget.robots",
+    "vidihand_ros.retarget.keys",
+    "vidihand_ros.retarget.sequence",
+    "vidihand_ros.retarget.dataset",
+    "vidihand_ros.render.robot_hands",
+    "vidihand_ros.render.rerun_robot",
+    "vidihand_ros.cli.retarget",
 ]
 FORBIDDEN = (
     "rclpy",

@@ -9,16 +9,19 @@ numbers. The end-to-end tests write datasets with the real `DatasetWriter` and r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.transform import Rotation
 
 from tests.ci import require
@@ -29,8 +32,10 @@ from vidihand_ros.dataset.columns import OWNER_ATTR
 from vidihand_ros.dataset.reader import DatasetReader
 from vidihand_ros.dataset.writer import DatasetWriter
 from vidihand_ros.errors import InputError
-from vidihand_ros.retarget.robots import find_setup
+from vidihand_ros.retarget.kinematics import RobotKinematics
+from vidihand_ros.retarget.robots import RetargetSetup, find_setup
 from vidihand_ros.retarget.sequence import Smoothness, joint_accelerations, retarget_rows, usable_rows
+from vidihand_ros.retarget.solver import HandRetargeter
 from vidihand_ros.retarget.wrist_frame import camera_from_wrist_frame, to_wrist_frame
 from vidihand_ros.testing.hand_poses import POSES, hand_in_pose, place
 from vidihand_ros.types import FramePoses, HandPose
@@ -85,12 +90,9 @@ def test_a_degenerate_palm_has_no_wrist_frame() -> None:
 
 
 @cache
-def robot(name: str, side: str, mode: str):  # type: ignore[no-untyped-def]
+def robot(name: str, side: str, mode: str) -> tuple[RetargetSetup, HandRetargeter, RobotKinematics]:
     """(setup, retargeter, kinematics) of one robot hand, built once per test session."""
     require("dex_retargeting", "pip install -e '.[retarget]'")
-    from vidihand_ros.retarget.kinematics import RobotKinematics
-    from vidihand_ros.retarget.solver import HandRetargeter
-
     setup = find_setup(name, side, mode, urdf_dir=URDF_DIR)
     return setup, HandRetargeter(setup), RobotKinematics(setup.urdf_path)
 
@@ -128,7 +130,7 @@ def closure(name: str, side: str, mode: str, qpos: np.ndarray) -> float:
 @pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("name", ROBOTS)
 def test_open_fist_and_pinch_give_the_expected_robot_poses(name: str, side: str, mode: str) -> None:
-    setup, retargeter, kinematics = robot(name, side, mode)
+    _, retargeter, kinematics = robot(name, side, mode)
     assert retargeter.dof == 16 == len(retargeter.joint_names) == len(set(retargeter.joint_names))
     assert set(retargeter.joint_names) <= set(kinematics.joint_names)  # no free-floating wrist
     q = {pose: held(name, side, mode, pose) for pose in POSES}
@@ -159,7 +161,9 @@ def test_each_robot_hand_follows_its_own_side_not_the_mirror_image(name: str, si
     def thumb_error(hand_side: str) -> tuple[float, np.ndarray]:
         qpos = held(name, side, "vector", "open", hand_side)
         links = [origin, setup.fingertip_links[0]]
-        poses = kinematics.link_poses(kinematics.qpos(qpos, robot(name, side, "vector")[1].joint_names), links)
+        poses = kinematics.link_poses(
+            kinematics.qpos(qpos, robot(name, side, "vector")[1].joint_names), links
+        )
         vector = poses[links[1]][:3, 3] - poses[origin][:3, 3]
         human = hand_in_pose("open", hand_side)
         target = setup.config["scaling_factor"] * (human[4] - human[0])
@@ -199,9 +203,9 @@ class CountingRetargeter:
         self.resets += 1
         self.since_reset = 0
 
-    def __call__(self, wrist_frame_joints: np.ndarray) -> np.ndarray:
+    def __call__(self, wrist_frame_joints: ArrayLike) -> NDArray[np.float64]:
         self.since_reset += 1
-        return np.array([self.since_reset, wrist_frame_joints[4, 0]])
+        return np.array([self.since_reset, np.asarray(wrist_frame_joints)[4, 0]], dtype=np.float64)
 
 
 def test_sequences_restart_at_episode_starts_and_after_gaps() -> None:
@@ -259,9 +263,10 @@ def placed(pose: str, side: str, g: int) -> np.ndarray:
     return place(hand_in_pose(pose, side), r, np.array([offset, 0.0, 0.45 + 0.002 * g]))
 
 
-def hand(joints: np.ndarray, presence: float = 0.9, **mano: np.ndarray) -> HandPose:
+def hand(joints: np.ndarray, presence: float = 0.9, **mano: Any) -> HandPose:
     keypoints = np.full((21, 2), 20.0, np.float32)  # a stored pose is valid with its 2D keypoints
-    return HandPose(presence=presence, joints_3d=joints.astype(np.float32), keypoints_2d=keypoints, **mano)
+    pose = HandPose(presence=presence, joints_3d=joints.astype(np.float32), keypoints_2d=keypoints)
+    return dataclasses.replace(pose, **mano)
 
 
 def write_dataset(path: Path, mano: dict[str, np.ndarray] | None = None) -> Path:
@@ -272,9 +277,15 @@ def write_dataset(path: Path, mano: dict[str, np.ndarray] | None = None) -> Path
             with writer.begin_episode({"task": f"episode {episode}"}) as ep:
                 for _ in range(n):
                     frame = jpeg_frame(g)
-                    right = None if g == 3 else hand(placed("pinch", "right", g), 0.2 if g == 8 else 0.9, **(mano or {}))
+                    right = (
+                        None
+                        if g == 3
+                        else hand(placed("pinch", "right", g), 0.2 if g == 8 else 0.9, **(mano or {}))
+                    )
                     left_joints = np.zeros((21, 3)) if g == 13 else placed("open", "left", g)
-                    ep.add(frame, FramePoses(frame.stamp_ns, frame.frame_id, left=hand(left_joints), right=right))
+                    ep.add(
+                        frame, FramePoses(frame.stamp_ns, frame.frame_id, left=hand(left_joints), right=right)
+                    )
                     g += 1
     return path
 
@@ -295,7 +306,7 @@ def retarget(capsys: pytest.CaptureFixture[str], dataset: Path, *args: str) -> t
     return status, out, err
 
 
-def stored(dataset: Path, robot_index: str) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+def stored(dataset: Path, robot_index: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     reader = DatasetReader(dataset)
     qpos = reader.array(f"{robot_index}_hand_qpos")
     mask = np.asarray(reader.array(f"{robot_index}_hand_qpos_valid")[: reader.num_frames])
@@ -310,14 +321,23 @@ def dex() -> Iterator[None]:
 
 @pytest.mark.usefixtures("dex")
 def test_both_hands_retargeted_into_the_dataset(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = retarget(capsys, dataset, "--robot", "allegro", "--mode", "dexpilot", "--urdf-dir", str(URDF_DIR))
+    status, out, err = retarget(
+        capsys, dataset, "--robot", "allegro", "--mode", "dexpilot", "--urdf-dir", str(URDF_DIR)
+    )
     assert status == 0, err
     lines = out.strip().splitlines()
     assert lines[0] == f"retargeted {dataset} ({ROWS} rows):"
-    assert lines[1].startswith(f"  robot0_hand_qpos: allegro dexpilot, right hand, 16 joints, 12 of {ROWS} rows (85.7%), ")
-    assert lines[2].startswith(f"  robot1_hand_qpos: allegro dexpilot, left hand, 16 joints, 13 of {ROWS} rows (92.9%), ")
+    assert lines[1].startswith(
+        f"  robot0_hand_qpos: allegro dexpilot, right hand, 16 joints, 12 of {ROWS} rows (85.7%), "
+    )
+    assert lines[2].startswith(
+        f"  robot1_hand_qpos: allegro dexpilot, left hand, 16 joints, 13 of {ROWS} rows (92.9%), "
+    )
     assert "|joint acceleration| median " in lines[1] and lines[1].endswith(" rad/s²")
-    for robot_index, side, usable, pose in (("robot0", "right", RIGHT_USABLE, "pinch"), ("robot1", "left", LEFT_USABLE, "open")):
+    for robot_index, side, usable, pose in (
+        ("robot0", "right", RIGHT_USABLE, "pinch"),
+        ("robot1", "left", LEFT_USABLE, "open"),
+    ):
         qpos, mask, attrs = stored(dataset, robot_index)
         assert qpos.dtype == np.float32 and qpos.shape == (ROWS, 16)
         assert_array_equal(mask, usable)
@@ -325,7 +345,7 @@ def test_both_hands_retargeted_into_the_dataset(dataset: Path, capsys: pytest.Ca
         setup, retargeter, _ = robot("allegro", side, "dexpilot")
         assert attrs["robot"] == "allegro" and attrs["hand"] == side and attrs["mode"] == "dexpilot"
         assert attrs["joint_names"] == list(retargeter.joint_names)
-        assert_allclose(attrs["joint_limits"], retargeter.joint_limits)  # type: ignore[arg-type]
+        assert_allclose(attrs["joint_limits"], retargeter.joint_limits)
         assert attrs["urdf_sha256"] == hashlib.sha256(setup.urdf_path.read_bytes()).hexdigest()
         assert attrs["retarget_config_sha256"] == hashlib.sha256(setup.config_path.read_bytes()).hexdigest()
         assert attrs[OWNER_ATTR] == "vidihand retarget"
@@ -338,32 +358,50 @@ def test_both_hands_retargeted_into_the_dataset(dataset: Path, capsys: pytest.Ca
 
 
 @pytest.mark.usefixtures("dex")
-def test_rerun_replaces_one_hand_and_keeps_the_other(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rerun_replaces_one_hand_and_keeps_the_other(
+    dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ("--urdf-dir", str(URDF_DIR))
     assert retarget(capsys, dataset, "--robot", "allegro", *args)[0] == 0
     left_before = stored(dataset, "robot1")
-    status, out, err = retarget(capsys, dataset, "--robot", "leap", "--hand", "right", "--mode", "position", "--json", *args)
+    status, out, err = retarget(
+        capsys, dataset, "--robot", "leap", "--hand", "right", "--mode", "position", "--json", *args
+    )
     assert status == 0, err
     report = json.loads(out)
     assert [h["key"] for h in report["hands"]] == ["robot0_hand_qpos"]
     assert report["hands"][0]["robot"] == "leap" and report["hands"][0]["retargeted"] == 12
     assert report["hands"][0]["joint_acceleration"]["samples"] > 0
     qpos, mask, attrs = stored(dataset, "robot0")
+    assert np.isfinite(qpos[mask]).all() and np.isnan(qpos[~mask]).all()
     assert attrs["robot"] == "leap" and attrs["mode"] == "position"
     assert attrs["joint_names"] == list(robot("leap", "right", "position")[1].joint_names)
     assert_array_equal(mask, RIGHT_USABLE)
     left_after = stored(dataset, "robot1")
-    assert_array_equal(left_after[0], left_before[0]) and left_after[2] == left_before[2]
+    assert_array_equal(left_after[0], left_before[0])
+    assert left_after[2] == left_before[2]
 
 
 @pytest.mark.usefixtures("dex")
-def test_the_robot_number_follows_vidihand_label(tmp_path: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_robot_number_follows_vidihand_label(
+    tmp_path: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.test_label import config
 
-    status = main(["label", str(dataset), "-q", "--hand-to-gripper", str(config(tmp_path, robots="{robot0: left, robot1: right}"))])
+    status = main(
+        [
+            "label",
+            str(dataset),
+            "-q",
+            "--hand-to-gripper",
+            str(config(tmp_path, robots="{robot0: left, robot1: right}")),
+        ]
+    )
     assert status == 0, capsys.readouterr().err
     capsys.readouterr()
-    status, out, err = retarget(capsys, dataset, "--robot", "allegro", "--hand", "right", "--urdf-dir", str(URDF_DIR))
+    status, out, err = retarget(
+        capsys, dataset, "--robot", "allegro", "--hand", "right", "--urdf-dir", str(URDF_DIR)
+    )
     assert status == 0, err
     assert "robot1_hand_qpos: allegro vector, right hand" in out
     assert stored(dataset, "robot1")[2]["hand"] == "right"
@@ -372,11 +410,11 @@ def test_the_robot_number_follows_vidihand_label(tmp_path: Path, dataset: Path, 
 @pytest.mark.usefixtures("dex")
 def test_retargeting_from_the_mano_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     require("torch", "pip install -e '.[model]'")
+    import torch
+
     from vidihand_ros.mano.layer import load_mano_layers
     from vidihand_ros.retarget.solver import HandRetargeter
     from vidihand_ros.testing.synthetic_mano import write_synthetic_mano_dir
-
-    import torch
 
     mano_dir = write_synthetic_mano_dir(tmp_path / "mano")
     rng = np.random.default_rng(0)
@@ -387,7 +425,19 @@ def test_retargeting_from_the_mano_layer(tmp_path: Path, capsys: pytest.CaptureF
         "transl": np.array([0.05, 0.0, 0.45], np.float32),
     }
     dataset = write_dataset(tmp_path / "demos.zarr", mano=params)
-    status, out, err = retarget(capsys, dataset, "--robot", "leap", "--hand", "right", "--urdf-dir", str(URDF_DIR), "--mano-dir", str(mano_dir), "--json")
+    status, out, err = retarget(
+        capsys,
+        dataset,
+        "--robot",
+        "leap",
+        "--hand",
+        "right",
+        "--urdf-dir",
+        str(URDF_DIR),
+        "--mano-dir",
+        str(mano_dir),
+        "--json",
+    )
     assert status == 0, err
     assert json.loads(out)["hands"][0]["from_mano"] == 12
     qpos, mask, attrs = stored(dataset, "robot0")
@@ -395,9 +445,13 @@ def test_retargeting_from_the_mano_layer(tmp_path: Path, capsys: pytest.CaptureF
     # The same answer as the MANO layer's joints retargeted directly, episode by episode.
     layer = load_mano_layers(mano_dir, ("right",), dtype=torch.float64)["right"]
     t = {k: torch.from_numpy(np.asarray(v, np.float64)[None]) for k, v in params.items()}
-    joints = layer.joints(t["global_orient"], t["hand_pose"].reshape(1, 45), t["betas"], t["transl"])[0].numpy()
+    joints = layer.joints(t["global_orient"], t["hand_pose"].reshape(1, 45), t["betas"], t["transl"])[
+        0
+    ].numpy()
     retargeter = HandRetargeter(find_setup("leap", "right", "vector", urdf_dir=URDF_DIR))
-    expected, _ = retarget_rows(retargeter, np.repeat(joints[None], ROWS, axis=0), "right", RIGHT_USABLE, [8, ROWS])
+    expected, _ = retarget_rows(
+        retargeter, np.repeat(joints[None], ROWS, axis=0), "right", RIGHT_USABLE, [8, ROWS]
+    )
     assert_array_equal(mask, RIGHT_USABLE)
     assert_allclose(qpos[mask], expected[mask], atol=1e-5)
     # ... and not the stored joints' answer (the pinch).
@@ -413,34 +467,68 @@ def test_retargeting_from_the_mano_layer(tmp_path: Path, capsys: pytest.CaptureF
     [
         (("--robot", "atlas", "--urdf-dir", "{urdf}"), "unknown robot 'atlas'; known: allegro, leap"),
         (("--robot", "allegro"), "--urdf-dir is required"),
-        (("--robot", "allegro", "--urdf-dir", "{empty}"), "allegro_hand/allegro_hand_right.urdf not found (from --urdf-dir"),
+        (
+            ("--robot", "allegro", "--urdf-dir", "{empty}"),
+            "allegro_hand/allegro_hand_right.urdf not found (from --urdf-dir",
+        ),
         (("--robot", "allegro", "--config", "{bad}"), "--config is one hand's configuration"),
         (("--robot", "allegro", "--hand", "left", "--config", "{bad}"), "{bad}: not valid YAML"),
-        (("--robot", "allegro", "--hand", "left", "--config", "{empty}/none.yml"), "{empty}/none.yml: retargeting config not found"),
-        (("--robot", "allegro", "--hand", "left", "--config", "{nomap}"), "{nomap}: expected a mapping under 'retargeting'"),
-        (("--robot", "allegro", "--urdf-dir", "{urdf}", "--low-pass-alpha", "0"), "--low-pass-alpha must be above 0"),
+        (
+            ("--robot", "allegro", "--hand", "left", "--config", "{empty}/none.yml"),
+            "{empty}/none.yml: retargeting config not found",
+        ),
+        (
+            ("--robot", "allegro", "--hand", "left", "--config", "{nomap}"),
+            "{nomap}: expected a mapping under 'retargeting'",
+        ),
+        (
+            ("--robot", "allegro", "--urdf-dir", "{urdf}", "--low-pass-alpha", "0"),
+            "--low-pass-alpha must be above 0",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
     tmp_path: Path, dataset: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], expected: str
 ) -> None:
-    names = {"urdf": str(URDF_DIR), "empty": str(tmp_path / "empty"), "bad": str(tmp_path / "bad.yml"), "nomap": str(tmp_path / "nomap.yml")}
+    names = {
+        "urdf": str(URDF_DIR),
+        "empty": str(tmp_path / "empty"),
+        "bad": str(tmp_path / "bad.yml"),
+        "nomap": str(tmp_path / "nomap.yml"),
+    }
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad.yml").write_text("retargeting: [unclosed\n")
     (tmp_path / "nomap.yml").write_text("type: vector\n")
     status, out, err = retarget(capsys, dataset, *(a.format(**names) for a in args))
     lines = err.strip().splitlines()
     assert status == 2 and out == "" and len(lines) == 1, err
-    assert lines[0].startswith("vidihand retarget: error: ") and expected.format(**names) in lines[0], lines[0]
+    assert lines[0].startswith("vidihand retarget: error: ") and expected.format(**names) in lines[0], lines[
+        0
+    ]
     assert not any("hand_qpos" in k for k in DatasetReader(dataset).keys)
 
 
 @pytest.mark.usefixtures("dex")
-def test_a_configuration_the_package_refuses_is_one_line(tmp_path: Path, dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_configuration_the_package_refuses_is_one_line(
+    tmp_path: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "mine.yml"
     cfg.write_text("retargeting:\n  type: warp\n  urdf_path: allegro_hand/allegro_hand_left.urdf\n")
-    status, _, err = retarget(capsys, dataset, "--robot", "allegro", "--hand", "left", "--config", str(cfg), "--urdf-dir", str(URDF_DIR))
-    assert status == 2 and err.count("\n") == 1 and f"{cfg}: not a usable dex-retargeting configuration" in err, err
+    status, _, err = retarget(
+        capsys,
+        dataset,
+        "--robot",
+        "allegro",
+        "--hand",
+        "left",
+        "--config",
+        str(cfg),
+        "--urdf-dir",
+        str(URDF_DIR),
+    )
+    assert (
+        status == 2 and err.count("\n") == 1 and f"{cfg}: not a usable dex-retargeting configuration" in err
+    ), err
 
 
 def test_a_missing_dataset_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -452,3 +540,82 @@ def test_a_missing_dataset_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
 def test_an_unknown_mode_is_refused_before_anything_is_read() -> None:
     with pytest.raises(InputError, match="unknown mode 'warp'"):
         find_setup("allegro", "right", "warp", urdf_dir=URDF_DIR)
+
+
+# --- pictures: the robot hand in Rerun ----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("dex")
+def test_the_robot_hands_are_posed_at_the_human_hands_in_rerun(
+    tmp_path: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import rerun.dataframe as rd
+
+    assert retarget(capsys, dataset, "--robot", "allegro", "--urdf-dir", str(URDF_DIR))[0] == 0
+    rrd = tmp_path / "robots.rrd"
+    status = main(["render", str(dataset), "--rerun", str(rrd), "--robot-hands"])
+    _, err = capsys.readouterr()
+    assert status == 0 and err == "", err
+    view = rd.load_recording(str(rrd)).view(index="frame", contents="/world/**")
+    table = view.select().read_all()
+    frames = table.column("frame").to_pylist()
+
+    def column(name: str) -> list[Any]:
+        """Per dataset row, what was logged at that row (one instance), else None."""
+        values = table.column(name).to_pylist()
+        return [values[frames.index(r)] if r in frames else None for r in range(ROWS)]
+
+    for side, usable, pose in (("right", RIGHT_USABLE, "pinch"), ("left", LEFT_USABLE, "open")):
+        root = f"/world/{side}_hand/robot"
+        wrist = column(f"{root}/wrist:Translation3D")
+        tips = [
+            column(f"{root}/{link}:Translation3D")
+            for link in robot("allegro", side, "vector")[0].fingertip_links
+        ]
+        for r in range(ROWS):
+            assert (wrist[r] is not None) == bool(usable[r]), (side, r)  # cleared where not retargeted
+            if not usable[r]:
+                continue
+            human = placed(pose, side, r)
+            assert_allclose(wrist[r], [human[0]], atol=1e-5)  # the robot's wrist on the human wrist
+            if side == "right":
+                continue  # the pinch: vector mode has no pinch prior, the thumb lags (see above)
+            # The robot's fingers point where the human ones do (at the robot's 1.6× size).
+            for tip, joint in zip(tips, (4, 8, 12, 16), strict=True):
+                robot_vector = np.asarray(tip[r])[0] - np.asarray(wrist[r])[0]
+                human_vector = human[joint] - human[0]
+                cosine = (
+                    robot_vector @ human_vector / np.linalg.norm(robot_vector) / np.linalg.norm(human_vector)
+                )
+                assert cosine > 0.9, (side, r, joint, cosine)
+        # Meshes where the robot appears: each episode's first usable row, and after each gap.
+        blobs = column(f"{root}/base_link/mesh_0:Blob")
+        appears = [r for r in range(ROWS) if blobs[r] is not None]
+        assert appears == ([0, 4, 9] if side == "right" else [0, 8])
+        # The skeleton: one segment per URDF joint (parent link → child link).
+        urdf = robot("allegro", side, "vector")[0].urdf_path.read_text()
+        skeleton = column(f"{root}/skeleton:LineStrip3D")
+        assert skeleton[1] is not None and len(skeleton[1]) == urdf.count("<joint ")
+
+
+@pytest.mark.usefixtures("dex")
+def test_robot_hands_need_a_retargeted_dataset_and_their_own_urdf(
+    tmp_path: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def render(*args: str) -> str:
+        status = main(["render", str(dataset), "--rerun", str(tmp_path / "x.rrd"), "--robot-hands", *args])
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1, err
+        return err
+
+    assert "no retargeted robot hands" in render()
+    assert retarget(capsys, dataset, "--robot", "leap", "--hand", "left", "--urdf-dir", str(URDF_DIR))[0] == 0
+    copy = Path(shutil.copytree(URDF_DIR, tmp_path / "hands"))
+    assert "leap_hand/leap_hand_left.urdf is not found under --urdf-dir" in render(
+        "--urdf-dir", str(tmp_path)
+    )
+    urdf = copy / "leap_hand" / "leap_hand_left.urdf"
+    urdf.write_text(urdf.read_text().replace('lower="-1.047"', 'lower="-1.0"', 1))
+    assert "is not the URDF the angles were retargeted for" in render("--urdf-dir", str(copy))
+    status = main(["render", str(dataset), "-o", str(tmp_path / "x.mp4"), "--robot-hands"])
+    assert status == 2 and "the robot hands are drawn in Rerun" in capsys.readouterr().err

@@ -16,6 +16,8 @@ examples:
   vidihand render demos.zarr --frames 0:30 -o stills/            (one PNG per frame)
   vidihand render demos.zarr --episode 0 --rerun episode0.rrd    (open with: rerun episode0.rrd)
   vidihand render demos.zarr --episode 0 --spawn                 (stream to a Rerun viewer)
+  vidihand render demos.zarr --episode 0 --rerun ep0.rrd --robot-hands --urdf-dir ~/dex-urdf/robots/hands
+      (the robot hands vidihand retarget wrote, posed beside the human hands)
 """
 
 
@@ -53,6 +55,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--mano-dir", type=Path, metavar="DIR", help="MANO_RIGHT.pkl and MANO_LEFT.pkl: draw meshes"
     )
     p.add_argument(
+        "--robot-hands",
+        action="store_true",
+        help="with --rerun/--spawn: pose the robot hands of vidihand retarget (their URDF meshes and "
+        "link tree) beside the human hands (retarget extra)",
+    )
+    p.add_argument(
+        "--urdf-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the robot models are now (default: where vidihand retarget read them)",
+    )
+    p.add_argument(
         "--min-presence",
         type=fraction,
         default=0.5,
@@ -68,8 +82,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output is None and args.rerun is None and not args.spawn:
         raise InputError("say what to write: -o out.mp4 | still.png | DIR, --rerun FILE.rrd or --spawn")
+    if args.robot_hands and args.rerun is None and not args.spawn:
+        raise InputError("the robot hands are drawn in Rerun: add --rerun FILE.rrd or --spawn")
     reader = DatasetReader(args.dataset)
     selection = select_rows(reader, args.episode, args.frames)
+    robot_hands = []
+    if args.robot_hands:
+        from vidihand_ros.render.robot_hands import robot_hands as find_robot_hands
+
+        robot_hands = find_robot_hands(reader, args.urdf_dir)
     if args.output is not None:
         from vidihand_ros.render.outputs import write_pictures
 
@@ -91,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
         from vidihand_ros.render.rerun_log import write_rerun
 
         logged = write_rerun(
-            reader, selection, rrd=args.rerun, spawn=args.spawn, min_presence=args.min_presence
+            reader,
+            selection,
+            rrd=args.rerun,
+            spawn=args.spawn,
+            min_presence=args.min_presence,
+            robot_hands=robot_hands,
         )
         print(f"logged {logged} frame(s)" + (f" to {args.rerun}" if args.rerun else " to a Rerun viewer"))
     return 0

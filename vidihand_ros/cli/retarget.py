@@ -47,7 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help=f"robot hand: {', '.join(ROBOTS)} (with --config: the name recorded for it)",
     )
-    p.add_argument("--hand", choices=("left", "right", "both"), default="both", help="which hand(s) (default: both)")
+    p.add_argument(
+        "--hand", choices=("left", "right", "both"), default="both", help="which hand(s) (default: both)"
+    )
     p.add_argument(
         "--mode",
         choices=MODES,
@@ -55,7 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="vector (teleoperation, default), dexpilot (vector with a pinch prior) or position "
         "(fingertip positions, offline)",
     )
-    p.add_argument("--urdf-dir", type=Path, metavar="DIR", help="folder of robot models (dex-urdf's robots/hands)")
+    p.add_argument(
+        "--urdf-dir", type=Path, metavar="DIR", help="folder of robot models (dex-urdf's robots/hands)"
+    )
     p.add_argument(
         "--config",
         type=Path,
@@ -94,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
     sides = ("right", "left") if args.hand == "both" else (args.hand,)
     if args.config is not None and len(sides) > 1:
-        raise InputError("--config is one hand's configuration: give --hand left or --hand right", source=args.config)
+        raise InputError(
+            "--config is one hand's configuration: give --hand left or --hand right", source=args.config
+        )
     if args.low_pass_alpha is not None and args.low_pass_alpha <= 0:
         raise InputError("--low-pass-alpha must be above 0 (0 would never move)")
     setups = [

@@ -5,13 +5,16 @@ it, so the 3D joints sit in front of the camera's frustum (a Pinhole from the st
 timelines: `frame` (dataset row), `episode_frame` (index within the episode) and `stamp` (the
 source header stamp). Stored JPEGs go in as they are (`EncodedImage`: no decode, no re-encode).
 Each episode's whole wrist path is logged at its first frame. Per-row scalars (presence, valid,
-filled, and every key beyond the schema: co-recorded topics, robot labels) are sent as columns.
+filled, and every key beyond the schema: co-recorded topics, robot labels, robot-hand joint
+angles) are sent as columns. Retargeted robot hands, when asked for, are posed beside the human
+hands (`rerun_robot`).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from vidihand_ros.dataset.reader import DatasetReader
 from vidihand_ros.dataset.schema import IMAGE_KEY, LOWDIM_BY_NAME, LOWDIM_CHUNK_ROWS
 from vidihand_ros.dataset.stored_frames import jpeg_chunks, stored_jpeg
 from vidihand_ros.render.frames import row_stamps
+from vidihand_ros.render.robot_hands import RobotHand
 from vidihand_ros.render.selection import EpisodeRows
 from vidihand_ros.render.stored_hands import MIN_PRESENCE, HandRows, HandState, read_hands
 from vidihand_ros.visualize import HAND_BONES, SIDE_COLOURS
@@ -40,6 +44,7 @@ def write_rerun(
     rrd: Path | None = None,
     spawn: bool = False,
     min_presence: float = MIN_PRESENCE,
+    robot_hands: Sequence[RobotHand] = (),
 ) -> int:
     """Log the selected rows to `rrd` (a file), or else stream them to a spawned viewer (`spawn`).
 
@@ -47,15 +52,18 @@ def write_rerun(
     """
     import rerun as rr
 
+    from vidihand_ros.render.rerun_robot import RobotHandLogger
+
     rec: Any = rr.new_recording(APPLICATION_ID, recording_id=str(reader.path.resolve()))
     if rrd is not None:
         rec.save(str(rrd))
     elif spawn:
         rec.spawn()
     rec.log("world", rr.ViewCoordinates.RDF, static=True)
+    robots = [RobotHandLogger(hand) for hand in robot_hands]
     logged = 0
     for rows in selection:
-        _log_episode(rec, reader, rows, min_presence)
+        _log_episode(rec, reader, rows, min_presence, robots)
         _send_scalars(rec, reader, rows)
         logged += rows.stop - rows.start
     rec.flush(blocking=True)
@@ -72,7 +80,9 @@ def _set_time(rec: Any, row: int, frame: int, stamp_ns: int) -> None:
     rec.set_time_nanos("stamp", stamp_ns)
 
 
-def _log_episode(rec: Any, reader: DatasetReader, rows: EpisodeRows, min_presence: float) -> None:
+def _log_episode(
+    rec: Any, reader: DatasetReader, rows: EpisodeRows, min_presence: float, robots: Sequence[Any]
+) -> None:
     import rerun as rr
 
     images = reader.array(IMAGE_KEY) if IMAGE_KEY in reader.keys else None
@@ -84,10 +94,13 @@ def _log_episode(rec: Any, reader: DatasetReader, rows: EpisodeRows, min_presenc
         hands = read_hands(reader, block, end)
         stamps = row_stamps(reader, block, end)
         Ks = np.asarray(reader.array("camera0_intrinsics")[block:end], np.float64) if has_k else None
+        qpos = [_qpos_rows(reader, robot.hand.key, block, end) for robot in robots]
         if block == rows.start:
             _set_time(rec, block, block - rows.first, int(stamps[0]))
             for side, hand in hands.items():
                 _log_wrist_path(rec, side, hand)
+            for robot in robots:
+                robot.start_episode()
         for k in range(end - block):
             row = block + k
             _set_time(rec, row, row - rows.first, int(stamps[k]))
@@ -107,6 +120,18 @@ def _log_episode(rec: Any, reader: DatasetReader, rows: EpisodeRows, min_presenc
                     rec.log("world/camera/image", rr.Image(np.asarray(images[row], np.uint8)))
             for side, hand in hands.items():
                 _log_hand(rec, side, hand, k, min_presence)
+            for robot, (angles, usable) in zip(robots, qpos, strict=True):
+                side = robot.hand.side
+                joints = hands[side].value("joints_3d", k) if side in hands else None
+                robot.log(rec, angles[k], bool(usable[k]), joints)
+
+
+def _qpos_rows(
+    reader: DatasetReader, key: str, start: int, stop: int
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """A robot hand's angles and mask for rows [start, stop) (`retarget.keys`' names)."""
+    angles = np.asarray(reader.array(key)[start:stop], dtype=np.float32)
+    return angles, np.asarray(reader.array(f"{key}_valid")[start:stop], dtype=bool)
 
 
 def _log_hand(rec: Any, side: str, hand: HandRows, k: int, min_presence: float) -> None:

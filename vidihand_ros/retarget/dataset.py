@@ -105,13 +105,20 @@ def retarget_dataset(
         for setup, solver in zip(setups, solvers, strict=True):
             robot = _robot_of_side(reader, setup.side)
             joints, from_mano = _keypoints(reader, setup.side, mano_dir)
-            usable = usable_rows(_rows(reader, setup.side, "valid"), _rows(reader, setup.side, "presence"), joints, min_presence)
+            usable = usable_rows(
+                _rows(reader, setup.side, "valid"),
+                _rows(reader, setup.side, "presence"),
+                joints,
+                min_presence,
+            )
             advance = progress(f"{setup.side} → {setup.robot}", report.rows) if progress else None
             tic = time.perf_counter()
             qpos, mask = retarget_rows(solver, joints, setup.side, usable, ends, advance)
             seconds = time.perf_counter() - tic
             angles, valid = qpos_specs(robot, setup.side, setup.robot, solver.dof)
-            attrs = _attrs(setup, solver.joint_names, solver.joint_limits, dex_retargeting_version(), mano_dir)
+            attrs = _attrs(
+                setup, solver.joint_names, solver.joint_limits, dex_retargeting_version(), mano_dir
+            )
             columns += [Column(angles, qpos, attrs), Column(valid, mask, attrs)]
             report.hands.append(
                 HandResult(
@@ -143,13 +150,15 @@ def _rows(reader: DatasetReader, side: str, field: str) -> NDArray[np.generic]:
 def _robot_of_side(reader: DatasetReader, side: str) -> str:
     """The robot number `vidihand label` gave this hand, else the default one."""
     for key in reader.keys:
-        if key.startswith("robot") and key.endswith("_label_valid"):
-            if zc.get_attrs(reader.array(key)).get("hand") == side:
-                return key.removesuffix("_label_valid")
+        labelled = key.startswith("robot") and key.endswith("_label_valid")
+        if labelled and zc.get_attrs(reader.array(key)).get("hand") == side:
+            return key.removesuffix("_label_valid")
     return DEFAULT_ROBOT_OF_SIDE[side]
 
 
-def _keypoints(reader: DatasetReader, side: str, mano_dir: Path | None) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+def _keypoints(
+    reader: DatasetReader, side: str, mano_dir: Path | None
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """(joints (N, 21, 3), which rows came from MANO): the stored joints, MANO's where asked."""
     joints = np.asarray(_rows(reader, side, "joints_3d"), dtype=np.float64)
     from_mano = np.zeros(len(joints), dtype=bool)
@@ -222,4 +231,3 @@ def _attrs(
         "software": f"vidihand_ros {__version__}",
         "time": utc_now(),
     }
-

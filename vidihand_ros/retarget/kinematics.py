@@ -38,8 +38,12 @@ class RobotKinematics:
                 q[index[name]] = value
         return q
 
-    def link_poses(self, qpos: ArrayLike, links: Sequence[str] | None = None) -> Mapping[str, NDArray[np.float64]]:
+    def link_poses(
+        self, qpos: ArrayLike, links: Sequence[str] | None = None
+    ) -> Mapping[str, NDArray[np.float64]]:
         """{link: 4×4 pose in the root frame} for the full position vector `qpos`."""
         self._robot.compute_forward_kinematics(np.asarray(qpos, dtype=np.float64))
         names = self.link_names if links is None else links
-        return {name: np.asarray(self._robot.get_link_pose(self._robot.get_link_index(name))) for name in names}
+        return {
+            name: np.asarray(self._robot.get_link_pose(self._robot.get_link_index(name))) for name in names
+        }

@@ -125,7 +125,9 @@ def _package_config(robot: str, side: str, mode: str) -> Path:
     suffix = "_dexpilot" if mode == "dexpilot" else ""
     path = folder / f"{ROBOTS[robot]}_{side}{suffix}.yml"
     if not path.is_file():
-        raise InputError(f"dex-retargeting has no {mode} configuration for the {side} {robot} hand", source=path)
+        raise InputError(
+            f"dex-retargeting has no {mode} configuration for the {side} {robot} hand", source=path
+        )
     return path
 
 

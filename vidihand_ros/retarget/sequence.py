@@ -32,7 +32,9 @@ class SequenceRetargeter(Protocol):
     def __call__(self, wrist_frame_joints: ArrayLike) -> NDArray[np.float64]: ...
 
 
-def usable_rows(valid: ArrayLike, presence: ArrayLike, joints_3d: ArrayLike, min_presence: float) -> NDArray[np.bool_]:
+def usable_rows(
+    valid: ArrayLike, presence: ArrayLike, joints_3d: ArrayLike, min_presence: float
+) -> NDArray[np.bool_]:
     """Rows with a hand to retarget: valid, present enough and all 21 joints finite."""
     joints = np.asarray(joints_3d, dtype=np.float64)
     return np.asarray(
@@ -92,7 +94,9 @@ class Smoothness:
         values = np.abs(np.concatenate([np.ravel(a) for a in accelerations])) if accelerations else []
         if len(values) == 0:
             return cls(0, float("nan"), float("nan"), float("nan"))
-        return cls(len(values), float(np.median(values)), float(np.percentile(values, 95)), float(np.max(values)))
+        return cls(
+            len(values), float(np.median(values)), float(np.percentile(values, 95)), float(np.max(values))
+        )
 
 
 def joint_accelerations(qpos: ArrayLike, mask: ArrayLike, fps: float) -> NDArray[np.float64]:

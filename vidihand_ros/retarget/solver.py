@@ -4,15 +4,15 @@ A thin layer over `dex_retargeting.SeqRetargeting` (warm-started optimisation pl
 low-pass filter): it builds the optimiser from a checked `RetargetSetup` without the package's
 console output, turns the 21 keypoints into the optimiser's reference (fingertip vectors for the
 vector and DexPilot modes, keypoint positions for the position mode, as the package's own examples
-do), starts a fresh sequence on `reset()` and keeps every angle within the URDF's limits. The position mode optimises a free-floating wrist
-(six dummy joints) that is not a joint of the robot: it is left out of the output.
+do), starts a fresh sequence on `reset()` and keeps every angle within the URDF's limits. The
+position mode optimises a free-floating wrist (six dummy joints) that is not a joint of the robot:
+it is left out of the output.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import logging
 from importlib.metadata import version
 from typing import Any
 
@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from vidihand_ros.errors import InputError
 from vidihand_ros.retarget.robots import RetargetSetup
+from vidihand_ros.retarget.urdf_log import mesh_warnings_off
 from vidihand_ros.types import NUM_JOINTS
 
 __all__ = ["HandRetargeter", "dex_retargeting_version"]
@@ -76,7 +77,9 @@ class HandRetargeter:
 
     def __call__(self, wrist_frame_joints: ArrayLike) -> NDArray[np.float64]:
         """Joint angles (DOF,) of the robot for one frame, continuing the current sequence."""
-        qpos = np.asarray(self._seq.retarget(self.reference(wrist_frame_joints)), dtype=np.float64)[self._keep]
+        qpos = np.asarray(self._seq.retarget(self.reference(wrist_frame_joints)), dtype=np.float64)[
+            self._keep
+        ]
         # The package's optimiser lets each joint go 1 mrad past its limits: a robot must not be asked to.
         return np.clip(qpos, self.joint_limits[:, 0], self.joint_limits[:, 1])
 
@@ -89,15 +92,11 @@ def _build(setup: RetargetSetup) -> Any:
         raise InputError(
             f"robot-hand retargeting needs the retarget extra ({err}): pip install 'vidihand_ros[retarget]'"
         ) from err
-    chatter = io.StringIO()
-    urdf_log = logging.getLogger("dex_retargeting.yourdfpy")
-    level = urdf_log.level
-    urdf_log.setLevel(logging.ERROR)  # "Unable to resolve filename" for models without meshes
     try:
-        with contextlib.redirect_stdout(chatter):
+        with contextlib.redirect_stdout(io.StringIO()), mesh_warnings_off():
             config = RetargetingConfig.from_dict(dict(setup.config))
             return config.build()
     except (ValueError, TypeError, KeyError, RuntimeError) as err:
-        raise InputError(f"not a usable dex-retargeting configuration: {err}", source=setup.config_path) from err
-    finally:
-        urdf_log.setLevel(level)
+        raise InputError(
+            f"not a usable dex-retargeting configuration: {err}", source=setup.config_path
+        ) from err

@@ -70,6 +70,8 @@ def _thumb(spec: dict[str, object], index_tip: NDArray[np.float64]) -> NDArray[n
     return np.stack(points)
 
 
-def place(joints: NDArray[np.float64], rotation: NDArray[np.float64], translation: NDArray[np.float64]) -> NDArray[np.float64]:
+def place(
+    joints: NDArray[np.float64], rotation: NDArray[np.float64], translation: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Joints moved into a camera frame: p_camera = R p + t (R a proper rotation)."""
     return np.asarray(joints) @ np.asarray(rotation).T + np.asarray(translation)
