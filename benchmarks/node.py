@@ -10,7 +10,8 @@ CameraInfo) messages, the node runs as it does under `ros2 run`, a listener rece
   Target (issue #16): ≤ 2 ms a window. Floor in the same run: publishing 81 ready HandPoses.
   Reference in the same run: decoding the window's 81 JPEGs, which the node never does.
 - latency: MediaPipe in the node, frames published at 30 fps; from each frame's publication to
-  its HandPoses' arrival at the listener, per window/stride.
+  its HandPoses' arrival at the listener, per window/stride; with `robot_hand` set (Allegro,
+  vector and DexPilot), also to the arrival of its robot-hand JointStates (retarget extra).
 - memory: the process's RSS after 1 000 and 10 000 frames (trivial estimator, 320×240, 300 fps).
 
 Run from the repository root (needs `bash scripts/ros_interfaces.sh` and the baseline extra):
@@ -20,6 +21,7 @@ Run from the repository root (needs `bash scripts/ros_interfaces.sh` and the bas
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import threading
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial, wraps
+from pathlib import Path
 from typing import Any
 
 import imagecodecs
@@ -37,7 +40,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage
+from sensor_msgs.msg import CameraInfo, CompressedImage, JointState
 from vidihand_ros.msg import HandPoses
 
 from benchmarks.common import Row, print_rows
@@ -50,6 +53,8 @@ DOMAIN = int(os.environ.get("VIDIHAND_BENCH_DOMAIN", "57"))
 TRIVIAL = "benchmarks.server:trivial"
 WINDOW = 81
 TARGET_MS = 2.0
+#: The robot hand models (Allegro with meshes), as the tests read them.
+URDF_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "robot_hands"
 
 
 class Timer:
@@ -99,14 +104,24 @@ class Listener(Node):
     def __init__(self, context: Context) -> None:
         super().__init__("bench_listener", context=context)
         self.arrived: dict[int, float] = {}
+        #: (stamp, side) → arrival of that hand's robot-hand JointState.
+        self.joints_arrived: dict[tuple[int, str], float] = {}
         self.count = 0
         qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(HandPoses, "/hand_pose_node/hand_poses", self._on_poses, qos)
+        for side in ("left", "right"):
+            topic = f"/hand_pose_node/{side}/robot_hand_joint_states"
+            self.create_subscription(JointState, topic, partial(self._on_joints, side), qos)
 
     def _on_poses(self, msg: HandPoses) -> None:
         self.count += 1
         if len(self.arrived) < 100_000:
             self.arrived[msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = time.monotonic()
+
+    def _on_joints(self, side: str, msg: JointState) -> None:
+        if len(self.joints_arrived) < 100_000:
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            self.joints_arrived[(stamp, side)] = time.monotonic()
 
 
 @contextmanager
@@ -294,18 +309,22 @@ def decode_ms(frames: list[bytes], count: int) -> float:
     return 1000 * best
 
 
-def latency_rows(frames_per_run: int) -> list[Row]:
+def latency_rows(frames_per_run: int, robot_hand: bool) -> list[Row]:
     frames = jpegs(640, 480, 16)
     cam = camera(640, 480)
     rows = []
+    causal: dict[str, Any] = {"window": 1, "stride": 1, "estimator_options": ["smoothing=causal"]}
     configs: list[tuple[str, dict[str, Any]]] = [
         ("MediaPipe, window 32 / stride 16 (default)", {}),
         ("MediaPipe, window 8 / stride 4", {"window": 8, "stride": 4}),
-        (
-            "MediaPipe, window 1 / stride 1, causal",
-            {"window": 1, "stride": 1, "estimator_options": ["smoothing=causal"]},
-        ),
+        ("MediaPipe, window 1 / stride 1, causal", causal),
     ]
+    if robot_hand:
+        hands = {"robot_hand": "allegro", "robot_hand_urdf_dir": str(URDF_DIR)}
+        configs += [
+            ("  + robot hand (Allegro, vector)", {**causal, **hands}),
+            ("  + robot hand (Allegro, DexPilot)", {**causal, **hands, "robot_hand_mode": "dexpilot"}),
+        ]
     for name, extra in configs:
         with graph(estimator="mediapipe", max_queued_windows=64, **extra) as (node, player, listener):
             sent: dict[int, float] = {}
@@ -321,19 +340,24 @@ def latency_rows(frames_per_run: int) -> list[Row]:
             assert node.live is not None
             stats = node.live.stats()
         measured = sorted(listener.arrived[s] - t for s, t in sent.items() if s in listener.arrived)
-        steady = measured[: max(1, len(measured) - 32)] if len(measured) > 64 else measured
-        median = statistics.median(steady) * 1000
-        p95 = steady[int(0.95 * (len(steady) - 1))] * 1000
-        rows.append(
-            Row(
-                name,
-                f"{median:.0f}",
-                "ms median",
-                f"p95 {p95:.0f} ms, max {max(steady) * 1000:.0f} ms; "
-                f"{len(measured)}/{frames_per_run} frames, {stats.dropped_frames} dropped",
-            )
-        )
+        note = f"{len(measured)}/{frames_per_run} frames, {stats.dropped_frames} dropped"
+        rows.append(latency_row(f"{name}: HandPoses" if "robot_hand" in extra else name, measured, note))
+        if "robot_hand" in extra:
+            joints = sorted(t - sent[s] for (s, _), t in listener.joints_arrived.items() if s in sent)
+            rows.append(latency_row(f"{name}: JointState", joints, f"{len(joints)} hand-frames retargeted"))
     return rows
+
+
+def latency_row(name: str, measured: list[float], note: str) -> Row:
+    """Median latency (ms) of the steady part: the last 32 (published on close) left out."""
+    if not measured:
+        return Row(name, "n/a", "ms median", f"none received; {note}")
+    steady = measured[: max(1, len(measured) - 32)] if len(measured) > 64 else measured
+    median = statistics.median(steady) * 1000
+    p95 = steady[int(0.95 * (len(steady) - 1))] * 1000
+    return Row(
+        name, f"{median:.0f}", "ms median", f"p95 {p95:.0f} ms, max {max(steady) * 1000:.0f} ms; {note}"
+    )
 
 
 def rss_mb() -> float:
@@ -378,10 +402,12 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=20, help="81-frame windows for the overhead rows")
     parser.add_argument("--latency-frames", type=int, default=150, help="frames per latency row")
     parser.add_argument("--skip-latency", action="store_true", help="no MediaPipe rows")
+    parser.add_argument("--skip-robot-hand", action="store_true", help="no robot-hand (retarget) rows")
     args = parser.parse_args()
     rows = overhead_rows(args.windows)
     if not args.skip_latency:
-        rows += latency_rows(args.latency_frames)
+        robot_hand = not args.skip_robot_hand and importlib.util.find_spec("dex_retargeting") is not None
+        rows += latency_rows(args.latency_frames, robot_hand)
     rows += memory_rows()
     print_table(rows)
 

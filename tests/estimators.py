@@ -101,3 +101,45 @@ class SlowStampEstimator(StampEstimator):
 def slow_estimator(**options: str) -> SlowStampEstimator:
     """Factory for `--estimator tests.estimators:slow_estimator` (option delay_s)."""
     return SlowStampEstimator(**options)
+
+
+def right_hand_doubtful(stamp_ns: int) -> bool:
+    """Frames (by stamp) on which `posed_estimator`'s right hand is barely present."""
+    return (stamp_ns // 1_000_000) % 5 == 0
+
+
+def posed_hand(stamp_ns: int, side: str) -> HandPose:
+    """A hand in a known pose in front of the camera (right: pinching, left: open), turning slowly."""
+    from scipy.spatial.transform import Rotation
+
+    from vidihand_ros.testing.hand_poses import hand_in_pose, place
+
+    t = (stamp_ns % 10_000_000_000) / 1e9
+    turn = Rotation.from_rotvec([0.3, 0.1 + 0.2 * t, -0.2]).as_matrix()
+    offset = 0.1 if side == "right" else -0.1
+    joints = place(
+        hand_in_pose("pinch" if side == "right" else "open", side), turn, np.array([offset, 0.0, 0.45])
+    )
+    doubtful = side == "right" and right_hand_doubtful(stamp_ns)
+    return HandPose(presence=0.1 if doubtful else 0.9, joints_3d=joints.astype(np.float32))
+
+
+class PosedEstimator(StampEstimator):
+    """Both hands in known poses (`posed_hand`), for the robot-hand retargeting tests."""
+
+    def estimate(self, windows: Sequence[Window]) -> list[list[FramePoses]]:
+        self.calls.append(len(windows))
+        return [
+            [
+                FramePoses(
+                    f.stamp_ns, f.frame_id, posed_hand(f.stamp_ns, "left"), posed_hand(f.stamp_ns, "right")
+                )
+                for f in window.frames
+            ]
+            for window in windows
+        ]
+
+
+def posed_estimator(**options: str) -> PosedEstimator:
+    """Factory for `--estimator tests.estimators:posed_estimator`."""
+    return PosedEstimator(**options)

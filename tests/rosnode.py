@@ -22,6 +22,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
 from vidihand_ros.msg import HandPoses
 from visualization_msgs.msg import MarkerArray
 
@@ -104,6 +105,10 @@ class Listener(Node):
         self.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.add, reliable)
         for side, recorded in self.wrists.items():
             self.create_subscription(PoseStamped, f"/{node_name}/{side}/wrist_pose", recorded.add, reliable)
+        self.joint_states = {"left": Recorded(), "right": Recorded()}
+        for side, recorded in self.joint_states.items():
+            topic = f"/{node_name}/{side}/robot_hand_joint_states"
+            self.create_subscription(JointState, topic, recorded.add, reliable)
 
     def diagnostic_values(self) -> list[tuple[int, str, dict[str, str]]]:
         """(level, message, values) of every status received."""

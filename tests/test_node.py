@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.ci import in_ci
+from tests.ci import in_ci, require
 
 try:
     from rclpy.parameter import Parameter
@@ -204,6 +204,16 @@ def test_parameters_come_from_yaml_and_are_read_only(graph: RosGraph, tmp_path: 
         ({"idle_flush_s": 0}, "decimal point"),
         ({"poses_topic": ""}, "parameter poses_topic: '' is not a valid topic name"),
         ({"markers_topic": "two words"}, "parameter markers_topic"),
+        ({"robot_hand": "atlas", "robot_hand_urdf_dir": "/tmp"}, "unknown robot 'atlas'"),
+        ({"robot_hand": "allegro"}, "parameter robot_hand_urdf_dir: required"),
+        (
+            {"robot_hand": "allegro", "robot_hand_urdf_dir": "/tmp", "robot_hand_side": "up"},
+            "robot_hand_side",
+        ),
+        (
+            {"robot_hand": "allegro", "robot_hand_urdf_dir": "/nonexistent"},
+            "allegro_hand_right.urdf not found",
+        ),
     ],
 )
 def test_bad_parameters_are_refused_naming_them(
@@ -489,3 +499,50 @@ def test_a_server_that_comes_up_with_a_window_the_settings_refuse_is_an_error_no
     finally:
         server.kill()
         server.wait()
+
+
+def test_robot_hand_joint_states_follow_each_hand_with_the_source_stamp(
+    graph: RosGraph, tmp_path: Path
+) -> None:
+    """The node's JointStates are what `vidihand retarget` computes for the same frames."""
+    require("dex_retargeting", "pip install -e '.[retarget]'")
+    from tests.estimators import posed_hand, right_hand_doubtful
+    from tests.test_retarget import URDF_DIR, fingertips, pinch_gap
+    from vidihand_ros.retarget.robots import find_setup
+    from vidihand_ros.retarget.sequence import retarget_rows
+    from vidihand_ros.retarget.solver import HandRetargeter
+
+    bag = jpeg_bag(tmp_path / "bag", frames=30)
+    node = start_node(
+        graph,
+        estimator="tests.estimators:posed_estimator",
+        window=8,
+        stride=4,
+        idle_flush_s=0.3,
+        robot_hand="allegro",
+        robot_hand_mode="dexpilot",
+        robot_hand_urdf_dir=str(URDF_DIR),
+    )
+    player = BagPlayer(bag.path, context=graph.context)
+    listener = connect(graph, node, player)
+    present = [not right_hand_doubtful(s) for s in bag.stamps_ns]
+    assert 0 < sum(present) < 30
+    player.play()
+    wait_until(lambda: len(listener.joint_states["left"]) == 30, what="left joint states")
+    wait_until(lambda: len(listener.joint_states["right"]) == sum(present), what="right joint states")
+    for side, expected_stamps in (
+        ("left", bag.stamps_ns),
+        ("right", [s for s, ok in zip(bag.stamps_ns, present, strict=True) if ok]),
+    ):
+        states = listener.joint_states[side].snapshot()
+        assert stamps(states) == expected_stamps  # one per usable frame, in order, the source stamp
+        assert {m.header.frame_id for m in states} == {"camera_optical_frame"}
+        retargeter = HandRetargeter(find_setup("allegro", side, "dexpilot", urdf_dir=URDF_DIR))
+        assert all(list(m.name) == list(retargeter.joint_names) for m in states)
+        # The same angles as the dataset command's loop over the same frames.
+        joints = np.stack([posed_hand(s, side).joints_3d for s in bag.stamps_ns])
+        usable = np.ones(30, bool) if side == "left" else np.array(present)
+        offline, mask = retarget_rows(retargeter, joints, side, usable, [30])
+        np.testing.assert_allclose(np.array([m.position for m in states]), offline[mask], atol=1e-5)
+        gaps = [pinch_gap(fingertips("allegro", side, "dexpilot", np.asarray(m.position))) for m in states]
+        assert (max(gaps[-5:]) < 0.025) if side == "right" else (min(gaps) > 0.12), gaps

@@ -18,7 +18,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from vidihand_ros.retarget.wrist_frame import to_wrist_frame
 
-__all__ = ["SequenceRetargeter", "Smoothness", "joint_accelerations", "retarget_rows", "usable_rows"]
+__all__ = [
+    "HandSequence",
+    "SequenceRetargeter",
+    "Smoothness",
+    "joint_accelerations",
+    "retarget_rows",
+    "usable_rows",
+]
 
 
 class SequenceRetargeter(Protocol):
@@ -45,6 +52,41 @@ def usable_rows(
     )
 
 
+class HandSequence:
+    """One hand retargeted frame after frame: a fresh sequence after any frame it could not use.
+
+    The one place the restart rule lives, for a dataset's rows (`retarget_rows`) and for a live
+    stream (`live.LiveRobotHands`).
+    """
+
+    def __init__(self, retargeter: SequenceRetargeter, side: str) -> None:
+        self.retargeter = retargeter
+        self.side = side
+        self._fresh = True
+
+    def restart(self) -> None:
+        """The next usable frame starts a new sequence (an episode or a stream segment begins)."""
+        self._fresh = True
+
+    def step(self, joints_3d: ArrayLike | None) -> NDArray[np.float64] | None:
+        """Joint angles for one frame's 21 camera-frame joints, or None (and a restart) without them."""
+        if joints_3d is None:
+            self._fresh = True
+            return None
+        local = to_wrist_frame(joints_3d, self.side)
+        if not np.isfinite(local).all():  # no joints, or a degenerate palm: no wrist frame
+            self._fresh = True
+            return None
+        if self._fresh:
+            self.retargeter.reset()
+            self._fresh = False
+        qpos = np.asarray(self.retargeter(local), dtype=np.float64)
+        if not np.isfinite(qpos).all():
+            self._fresh = True
+            return None
+        return qpos
+
+
 def retarget_rows(
     retargeter: SequenceRetargeter,
     joints_3d: ArrayLike,
@@ -55,28 +97,20 @@ def retarget_rows(
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """(joint angles (N, DOF) float32, mask (N,)) for the camera-frame `joints_3d` (N, 21, 3)."""
     joints = np.asarray(joints_3d, dtype=np.float64)
-    mask = np.asarray(usable, dtype=bool).copy()
+    usable = np.asarray(usable, dtype=bool)
     n = joints.shape[0]
-    local = np.full((n, 21, 3), np.nan)
-    local[mask] = to_wrist_frame(joints[mask], side)
-    mask &= np.isfinite(local).all(axis=(1, 2))  # a degenerate palm has no wrist frame
     qpos = np.full((n, retargeter.dof), np.nan, dtype=np.float32)
+    mask = np.zeros(n, dtype=bool)
     starts = {0, *(int(e) for e in episode_ends[:-1])}
-    fresh = True
+    sequence = HandSequence(retargeter, side)
     for row in range(n):
         if row in starts:
-            fresh = True
-        if not mask[row]:
-            fresh = True
-        else:
-            if fresh:
-                retargeter.reset()
-                fresh = False
-            qpos[row] = retargeter(local[row])
+            sequence.restart()
+        angles = sequence.step(joints[row] if usable[row] else None)
+        if angles is not None:
+            qpos[row], mask[row] = angles, True
         if progress is not None:
             progress(1)
-    mask &= np.isfinite(qpos).all(axis=1)
-    qpos[~mask] = np.nan
     return qpos, mask
 
 

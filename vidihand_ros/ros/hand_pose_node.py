@@ -3,7 +3,10 @@
 The executor thread only converts messages (`ros.messages`, the bag code) and hands frames to
 the core's `LiveStream`, which never blocks; windowing, the estimator and stitching run on its
 worker, which publishes each frame's poses the moment its estimate is back, stamped with the
-source frame's stamp and frame_id. Parameters: `ros.settings`; topics and latency: README.
+source frame's stamp and frame_id. With `robot_hand` set, the same worker retargets each frame's
+hands to that robot hand (`retarget.live`) and publishes the angles as a JointState per hand,
+after the frame's HandPoses, so retargeting never delays the poses. Parameters: `ros.settings`;
+topics and latency: README.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from visualization_msgs.msg import MarkerArray
 
 from vidihand_ros.calibration import load_calibration_yaml
@@ -104,6 +107,13 @@ class HandPoseNode(Node):
         self._markers_pub = (
             self._publisher(MarkerArray, s.markers_topic, "markers_topic", 10) if s.markers_topic else None
         )
+        self._robot_hands = self._build_robot_hands()
+        self._joint_pubs = {
+            side: self._publisher(
+                JointState, f"{prefix}/{side}/robot_hand_joint_states", "wrist_topic_prefix", OUTPUT_DEPTH
+            )
+            for side in (self._robot_hands.sides if self._robot_hands else ())
+        }
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         if s.camera_info_topic:
             self.create_subscription(CameraInfo, s.camera_info_topic, self._on_camera_info, sensor_qos(5))
@@ -132,6 +142,33 @@ class HandPoseNode(Node):
                 )
             return None
         return load_calibration_yaml(Path(s.intrinsics_file))
+
+    def _build_robot_hands(self) -> Any:
+        """The live retargeting the robot_hand parameters ask for (None without robot_hand)."""
+        wanted = self.settings.robot_hand
+        if wanted is None:
+            return None
+        from vidihand_ros.retarget.live import LiveRobotHands
+        from vidihand_ros.retarget.robots import find_setup
+
+        setups = [
+            find_setup(
+                wanted.robot,
+                side,
+                wanted.mode,
+                urdf_dir=Path(wanted.urdf_dir) if wanted.urdf_dir else None,
+                config_file=Path(wanted.config) if wanted.config else None,
+                low_pass_alpha=wanted.low_pass_alpha,
+            )
+            for side in wanted.sides
+        ]
+        hands = LiveRobotHands(
+            setups, min_presence=wanted.min_presence, segment_gap_s=self.settings.segment_gap_s
+        )
+        self.get_logger().info(
+            f"retargeting the {' and '.join(wanted.sides)} hand to {wanted.robot} ({wanted.mode})"
+        )
+        return hands
 
     def _publisher(self, kind: Any, topic: str, parameter: str, depth: int) -> Publisher:
         try:
@@ -278,22 +315,40 @@ class HandPoseNode(Node):
         """HandPoses and wrist poses for every frame; markers for the newest one (a window's
         frames arrive together: RViz would show only the last anyway)."""
         message, failed = None, None
+        published: list[tuple[FramePoses, Any]] = []  # (poses, the header they went out with)
         for frame, poses in pairs:
             try:  # one frame that cannot be published must not take the rest of the batch along
-                message = messages.hand_poses_message(poses or FramePoses(frame.stamp_ns, frame.frame_id))
+                given = poses or FramePoses(frame.stamp_ns, frame.frame_id)
+                message = messages.hand_poses_message(given)
                 self._poses_pub.publish(message)
+                published.append((given, message.header))
                 for side, wrist in messages.wrist_poses(message).items():
                     self._wrist_pubs[side].publish(wrist)
             except Exception as err:
                 failed = failed or err
         if self._markers_pub is not None and message is not None:
             self._markers_pub.publish(messages.hand_markers(message))
+        if self._robot_hands is not None:
+            failed = failed or self._publish_joint_states(published)
         if failed is not None:
             raise failed  # LiveStream counts it (diagnostics: ERROR)
 
+    def _publish_joint_states(self, published: list[tuple[FramePoses, Any]]) -> Exception | None:
+        """Each frame's robot-hand angles, in order (the retargeting carries state frame to frame),
+        stamped like the frame's HandPoses."""
+        failed = None
+        for poses, header in published:
+            try:
+                for side, positions in self._robot_hands.update(poses).items():
+                    names = self._robot_hands.joint_names(side)
+                    self._joint_pubs[side].publish(messages.joint_state(header, names, positions))
+            except Exception as err:
+                failed = failed or err
+        return failed
+
     def _output_publishers(self) -> list[Publisher]:
         optional = [self._markers_pub] if self._markers_pub is not None else []
-        return [self._poses_pub, *self._wrist_pubs.values(), *optional]
+        return [self._poses_pub, *self._wrist_pubs.values(), *optional, *self._joint_pubs.values()]
 
     # -- diagnostics (executor thread) --------------------------------------------------------
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache, partial
 from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Vector3
+from sensor_msgs.msg import JointState
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -111,6 +112,11 @@ def wrist_poses(message: Any) -> dict[str, PoseStamped]:
         if hand.valid and all(math.isfinite(v) for v in values):
             out[side] = PoseStamped(header=message.header, pose=hand.wrist)
     return out
+
+
+def joint_state(header: Header, names: Sequence[str], positions: Sequence[float]) -> JointState:
+    """A robot hand's retargeted joint positions (no velocities or efforts: only angles are known)."""
+    return JointState(header=header, name=list(names), position=[float(p) for p in positions])
 
 
 def hand_markers(message: Any) -> MarkerArray:

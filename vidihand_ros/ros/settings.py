@@ -82,9 +82,38 @@ PARAMETERS: dict[str, Declared] = {
     "markers_topic": Declared(
         "~/markers", "visualization_msgs/MarkerArray of the newest frame published; empty: none"
     ),
+    "robot_hand": Declared(
+        "",
+        "Retarget the hands to this robot hand (allegro, leap, shadow, svh, ability, inspire) and "
+        "publish sensor_msgs/JointState on <wrist_topic_prefix>/<side>/robot_hand_joint_states; "
+        "empty: none (retarget extra)",
+    ),
+    "robot_hand_mode": Declared("vector", "vector, dexpilot or position (dex-retargeting's optimisers)"),
+    "robot_hand_side": Declared("both", "both, left or right: the hands retargeted"),
+    "robot_hand_urdf_dir": Declared("", "Folder of robot hand models, laid out as dex-urdf's robots/hands"),
+    "robot_hand_config": Declared(
+        "", "A dex-retargeting YAML for one hand instead of the package's (robot_hand_side left or right)"
+    ),
+    "robot_hand_low_pass_alpha": Declared(
+        0.0, "The retargeting's temporal filter (1.0: none); 0.0: the configuration's", 0.0, 1.0
+    ),
+    "robot_hand_min_presence": Declared(0.5, "Retarget a hand from this presence on", 0.0, 1.0),
     "diagnostics_period_s": Declared(1.0, "Period of the /diagnostics status (s)", 0.05, 60.0),
     "input_queue_depth": Declared(10, "History depth of the image subscription", 1, 1000),
 }
+
+
+@dataclass(frozen=True)
+class RobotHandSettings:
+    """What to retarget live, as `vidihand retarget` takes it (checked when the node builds it)."""
+
+    robot: str
+    mode: str
+    sides: tuple[str, ...]
+    urdf_dir: str
+    config: str
+    low_pass_alpha: float | None
+    min_presence: float
 
 
 @dataclass(frozen=True)
@@ -109,6 +138,7 @@ class NodeSettings:
     markers_topic: str
     diagnostics_period_s: float
     input_queue_depth: int
+    robot_hand: RobotHandSettings | None = None
 
 
 def declare(node: Node) -> NodeSettings:
@@ -184,6 +214,33 @@ def _settings(values: dict[str, Any]) -> NodeSettings:
         markers_topic=values["markers_topic"],
         diagnostics_period_s=values["diagnostics_period_s"],
         input_queue_depth=values["input_queue_depth"],
+        robot_hand=_robot_hand(values),
+    )
+
+
+def _robot_hand(values: dict[str, Any]) -> RobotHandSettings | None:
+    if not values["robot_hand"]:
+        return None
+    side = values["robot_hand_side"]
+    if side not in ("both", "left", "right"):
+        raise InputError(f"parameter robot_hand_side: {side!r} is not one of both, left, right")
+    if values["robot_hand_config"] and side == "both":
+        raise InputError(
+            "parameter robot_hand_config: one hand's configuration; set robot_hand_side left or right"
+        )
+    if not values["robot_hand_urdf_dir"] and not values["robot_hand_config"]:
+        raise InputError(
+            "parameter robot_hand_urdf_dir: required with robot_hand (the robot models, dex-urdf's "
+            "robots/hands, are not bundled)"
+        )
+    return RobotHandSettings(
+        robot=values["robot_hand"],
+        mode=values["robot_hand_mode"],
+        sides=("right", "left") if side == "both" else (side,),
+        urdf_dir=values["robot_hand_urdf_dir"],
+        config=values["robot_hand_config"],
+        low_pass_alpha=values["robot_hand_low_pass_alpha"] or None,
+        min_presence=values["robot_hand_min_presence"],
     )
 
 
