@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial, wraps
-from pathlib import Path
 from typing import Any
 
 import imagecodecs
@@ -46,6 +45,7 @@ from vidihand_ros.msg import HandPoses
 from benchmarks.common import Row, print_rows
 from vidihand_ros.live import LiveStream
 from vidihand_ros.ros.hand_pose_node import HandPoseNode
+from vidihand_ros.testing import shared_data
 from vidihand_ros.types import CameraModel
 
 FPS = 30.0
@@ -54,7 +54,7 @@ TRIVIAL = "benchmarks.server:trivial"
 WINDOW = 81
 TARGET_MS = 2.0
 #: The robot hand models (Allegro with meshes), as the tests read them.
-URDF_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "robot_hands"
+URDF_DIR = shared_data.repo_root().parent / "shared" / "data" / "robot_hands"
 
 
 class Timer:

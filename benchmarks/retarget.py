@@ -32,12 +32,13 @@ from tests.test_dataset import jpeg_frame
 from vidihand_ros.cli import main as vidihand
 from vidihand_ros.dataset.reader import DatasetReader
 from vidihand_ros.dataset.writer import DatasetWriter
+from vidihand_ros.testing import shared_data
 from vidihand_ros.testing.hand_poses import hand_in_pose, place
 from vidihand_ros.types import FramePoses, HandPose
 
 ROBOTS = ("allegro", "leap")
 MODES = ("vector", "dexpilot", "position")
-URDF_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "robot_hands"
+URDF_DIR = shared_data.repo_root().parent / "shared" / "data" / "robot_hands"
 #: Frames per pose change (30 fps: a second from one pose to the next).
 BLEND = 30
 

@@ -5,6 +5,8 @@
     ros2 launch vidihand_ros live.launch.py estimator:=remote server:=http://gpu-box:8000 \
         token_file:=$HOME/.vidihand_token
     ros2 launch vidihand_ros live.launch.py start_server:=true    # and a local `vidihand serve`
+    ros2 launch vidihand_ros live.launch.py robot_hand:=allegro robot_hand_urdf_dir:=$HOME/hands
+        # and a JointState per hand on ~/<side>/robot_hand_joint_states (dex-urdf's robots/hands)
 
 The node's parameters come from config/live.yaml, then `params_file` (if given), then these
 arguments, each winning over the one before. offline.launch.py includes this file.
@@ -39,6 +41,9 @@ ARGUMENTS = {
     "stride": ("0", "Frames between window starts (0: the estimator's own)"),
     "start_server": ("false", "Run a local `vidihand serve` with `estimator` and use it"),
     "server_port": ("8000", "Port of the local server (start_server:=true)"),
+    "robot_hand": ("", "Retarget the hands to this robot hand (allegro, leap, ...; retarget extra)"),
+    "robot_hand_mode": ("", "vector, dexpilot or position (default: the parameter's, vector)"),
+    "robot_hand_urdf_dir": ("", "Folder of robot hand models (dex-urdf's robots/hands)"),
     "rviz": ("false", "Start RViz with the image, markers and wrist poses"),
     "node_name": ("hand_pose_node", "Name of the hand-pose node"),
 }
@@ -52,6 +57,8 @@ STRING_PARAMETERS = (
     "mano_dir",
 )
 INT_PARAMETERS = ("window", "stride")
+#: Node parameters set only when the argument is given, so that params_file's values stand.
+OPTIONAL_STRING_PARAMETERS = ("robot_hand", "robot_hand_mode", "robot_hand_urdf_dir")
 TRUE = ("true", "1", "yes", "on")
 NODE_STOP_S = "15"
 
@@ -61,6 +68,7 @@ def _actions(context: LaunchContext) -> list:
     parameters = {name: arg[name] for name in STRING_PARAMETERS}
     parameters.update({name: int(arg[name]) for name in INT_PARAMETERS})
     parameters.update(estimator=arg["estimator"], server=arg["server"])
+    parameters.update({name: arg[name] for name in OPTIONAL_STRING_PARAMETERS if arg[name]})
     actions: list = []
     if arg["start_server"].lower() in TRUE:
         # `python -m vidihand_ros.cli` is `vidihand` from this install: colcon installs no

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.ci import in_ci, require
+from tests.ci import in_ci
 
 try:
     from rclpy.parameter import Parameter
@@ -501,11 +501,19 @@ def test_a_server_that_comes_up_with_a_window_the_settings_refuse_is_an_error_no
         server.wait()
 
 
+def test_a_missing_robot_model_stops_the_node_naming_it(graph: RosGraph) -> None:
+    pytest.importorskip("dex_retargeting", reason="robot-hand retargeting needs the [retarget] extra")
+    wanted = {"estimator": STAMP, "robot_hand": "allegro", "robot_hand_urdf_dir": "/nonexistent"}
+    overrides = [Parameter(k, value=v) for k, v in wanted.items()]
+    with pytest.raises(InputError, match=r"allegro_hand_right\.urdf not found"):
+        HandPoseNode(context=graph.context, parameter_overrides=overrides)
+
+
 def test_robot_hand_joint_states_follow_each_hand_with_the_source_stamp(
     graph: RosGraph, tmp_path: Path
 ) -> None:
     """The node's JointStates are what `vidihand retarget` computes for the same frames."""
-    require("dex_retargeting", "pip install -e '.[retarget]'")
+    pytest.importorskip("dex_retargeting", reason="robot-hand retargeting needs the [retarget] extra")
     from tests.estimators import posed_hand, right_hand_doubtful
     from tests.test_retarget import URDF_DIR, fingertips, pinch_gap
     from vidihand_ros.retarget.robots import find_setup
@@ -546,3 +554,14 @@ def test_robot_hand_joint_states_follow_each_hand_with_the_source_stamp(
         np.testing.assert_allclose(np.array([m.position for m in states]), offline[mask], atol=1e-5)
         gaps = [pinch_gap(fingertips("allegro", side, "dexpilot", np.asarray(m.position))) for m in states]
         assert (max(gaps[-5:]) < 0.025) if side == "right" else (min(gaps) > 0.12), gaps
+
+
+def test_the_shipped_live_config_sets_every_parameter_to_its_default() -> None:
+    """config/live.yaml (what live.launch.py starts from) neither misses nor misspells a parameter."""
+    import yaml
+
+    from vidihand_ros.ros.settings import PARAMETERS
+
+    shipped = yaml.safe_load((REPO / "config" / "live.yaml").read_text())["/**"]["ros__parameters"]
+    listed = {name: d.default for name, d in PARAMETERS.items() if name != "estimator_options"}
+    assert shipped == listed

@@ -83,3 +83,18 @@ def video_path(name: str = TWO_HANDS_VIDEO) -> Path:
             "(see that folder's README for its source)."
         )
     return path
+
+
+def robot_hands_dir() -> Path:
+    """The robot-hand models (dex-urdf's Allegro with meshes, LEAP kinematics only), checked to exist.
+
+    `<repo>/../shared/data/robot_hands`, laid out as dex-urdf's `robots/hands` (each model's folder
+    gives its source and licence).
+    """
+    path = repo_root().parent / "shared" / "data" / "robot_hands"
+    if not (path / "allegro_hand" / "allegro_hand_right.urdf").is_file():
+        raise SharedDataMissing(
+            f"robot hand models not found in {path}: they are kept outside the repository in "
+            "../shared/data/robot_hands (dexsuite/dex-urdf's robots/hands: allegro_hand, leap_hand)."
+        )
+    return path
