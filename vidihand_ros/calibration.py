@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from ruamel.yaml import YAML, YAMLError
 
 from vidihand_ros.errors import InputError
 from vidihand_ros.types import CameraModel
+from vidihand_ros.yaml_file import read_yaml_mapping
 
 #: Larger image sides in a calibration file are a typo, not a camera.
 MAX_IMAGE_SIDE = 1 << 16
@@ -40,16 +40,7 @@ def parse_intrinsics(text: str) -> CameraModel:
 
 def load_calibration_yaml(path: Path) -> CameraModel:
     """A `camera_calibration` YAML; a missing or wrong entry is an InputError naming it."""
-    if not path.is_file():
-        raise InputError("calibration file not found", source=path)
-    try:
-        doc = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
-    except (YAMLError, UnicodeDecodeError) as err:
-        raise InputError(f"not valid YAML: {err}".splitlines()[0], source=path) from err
-    except OSError as err:
-        raise InputError(f"cannot read: {err.strerror}", source=path) from err
-    if not isinstance(doc, dict):
-        raise InputError("expected a camera calibration mapping", source=path)
+    _, doc = read_yaml_mapping(path, "calibration file", "a camera calibration mapping")
     K = _matrix(doc, "camera_matrix", (3, 3), path)
     D = (
         _matrix(doc, "distortion_coefficients", None, path)

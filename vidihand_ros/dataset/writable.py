@@ -1,6 +1,6 @@
 """Whether a tool may write into an existing dataset: checked before the lock file is made.
 
-`vidihand annotate` and `vidihand label` change datasets in place, so both refuse the same
+`vidihand annotate`, `label` and `retarget` change datasets in place, so all refuse the same
 things first, each naming itself in the one-line message: a path that is not there or not a zarr
 group, a `.zip` (read-only), another tool's replay buffer, another layout version, and a dataset
 made read-only (also by its mode bits, which root would otherwise ignore).
@@ -15,7 +15,7 @@ from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.schema import EPISODE_ENDS, LAYOUT, LAYOUT_VERSION
 from vidihand_ros.errors import DatasetError
 
-__all__ = ["check_writable"]
+__all__ = ["check_writable", "check_writable_episodes"]
 
 
 def check_writable(path: Path, tool: str) -> int:
@@ -45,3 +45,11 @@ def check_writable(path: Path, tool: str) -> int:
         return int(root["meta"][EPISODE_ENDS].shape[0])
     except KeyError as err:
         raise DatasetError(f"dataset is missing {err}", source=path) from err
+
+
+def check_writable_episodes(path: Path, tool: str) -> int:
+    """`check_writable`, and a dataset without episodes refused too (nothing for `tool` to do)."""
+    episodes = check_writable(path, tool)
+    if episodes == 0:
+        raise DatasetError(f"the dataset holds no episodes; nothing to {tool}", source=path)
+    return episodes

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from ruamel.yaml import YAML, YAMLError
 from scipy.spatial.transform import Rotation
 
 from vidihand_ros.errors import InputError
 from vidihand_ros.types import HAND_SIDES, NUM_JOINTS
+from vidihand_ros.yaml_file import read_yaml_mapping
 
 __all__ = ["FORMAT", "Aperture", "LabelConfig", "RobotHand", "load_config"]
 
@@ -88,18 +88,7 @@ class LabelConfig:
 
 def load_config(path: Path) -> LabelConfig:
     """Read and check the YAML at `path`; anything wrong is an `InputError` naming the field."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("hand-to-gripper config not found", source=path) from None
-    except OSError as err:
-        raise InputError(f"cannot read: {err.strerror}", source=path) from err
-    try:
-        doc = YAML(typ="safe").load(raw.decode("utf-8"))
-    except (YAMLError, UnicodeDecodeError) as err:
-        raise InputError(f"not valid YAML: {err}".splitlines()[0], source=path) from err
-    if not isinstance(doc, dict):
-        raise InputError("expected a mapping (robots, aperture, hands, ...)", source=path)
+    raw, doc = read_yaml_mapping(path, "hand-to-gripper config", "a mapping (robots, aperture, hands, ...)")
     return parse_config(doc, path, hashlib.sha256(raw).hexdigest())
 
 

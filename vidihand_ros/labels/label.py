@@ -23,7 +23,7 @@ from vidihand_ros.dataset.columns import Column, owned_keys, remove_columns, rep
 from vidihand_ros.dataset.lock import acquire_lock, os_reason
 from vidihand_ros.dataset.reader import DatasetReader
 from vidihand_ros.dataset.schema import LOWDIM_CHUNK_ROWS, hand_key
-from vidihand_ros.dataset.writable import check_writable
+from vidihand_ros.dataset.writable import check_writable_episodes
 from vidihand_ros.errors import DatasetError
 from vidihand_ros.labels.config import LabelConfig, RobotHand
 from vidihand_ros.labels.gripper import HandRows, label_rows
@@ -61,8 +61,7 @@ class LabelReport:
 
 def check_dataset(path: Path) -> None:
     """Refuse, before the lock file is made, what label must not write into (`dataset.writable`)."""
-    if check_writable(path, "label") == 0:
-        raise DatasetError("the dataset holds no episodes; nothing to label", source=path)
+    check_writable_episodes(path, "label")
 
 
 def label_dataset(path: str | Path, config: LabelConfig) -> LabelReport:

@@ -28,7 +28,7 @@ from vidihand_ros.dataset.columns import Column, owned_keys, remove_columns, rep
 from vidihand_ros.dataset.lock import acquire_lock, os_reason
 from vidihand_ros.dataset.reader import DatasetReader
 from vidihand_ros.dataset.schema import hand_key
-from vidihand_ros.dataset.writable import check_writable
+from vidihand_ros.dataset.writable import check_writable_episodes
 from vidihand_ros.errors import DatasetError
 from vidihand_ros.retarget.keys import DEFAULT_ROBOT_OF_SIDE, qpos_specs
 from vidihand_ros.retarget.robots import RetargetSetup
@@ -75,8 +75,7 @@ class RetargetReport:
 
 def check_dataset(path: Path) -> None:
     """Refuse, before the lock file is made, what retarget must not write into."""
-    if check_writable(path, "retarget") == 0:
-        raise DatasetError("the dataset holds no episodes; nothing to retarget", source=path)
+    check_writable_episodes(path, "retarget")
 
 
 def retarget_dataset(

@@ -132,20 +132,12 @@ def _package_config(robot: str, side: str, mode: str) -> Path:
 
 
 def _read_config(path: Path) -> tuple[bytes, dict[str, Any]]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from vidihand_ros.yaml_file import read_yaml_mapping  # ruamel: not for `vidihand --help`
 
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("retargeting config not found", source=path) from None
-    except OSError as err:
-        raise InputError(f"cannot read: {err.strerror}", source=path) from err
-    try:
-        doc = YAML(typ="safe").load(raw.decode("utf-8"))
-    except (YAMLError, UnicodeDecodeError) as err:
-        raise InputError(f"not valid YAML: {err}".splitlines()[0], source=path) from err
-    cfg = doc.get("retargeting") if isinstance(doc, dict) else None
+    raw, doc = read_yaml_mapping(
+        path, "retargeting config", "a mapping under 'retargeting' (dex-retargeting's format)"
+    )
+    cfg = doc.get("retargeting")
     if not isinstance(cfg, dict):
         raise InputError("expected a mapping under 'retargeting' (dex-retargeting's format)", source=path)
     if not isinstance(cfg.get("urdf_path"), str):
