@@ -264,6 +264,68 @@ def test_lerobot_actions_from_robot_labels(
     assert "robot0_gripper_width" in capsys.readouterr().err
 
 
+def test_lerobot_actions_from_robot_hand_joints(
+    copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--action robot_hand_qpos`: vidihand retarget's arrays side by side, joints named, NaN held."""
+    data = zc.open_group(copy, "r+")["data"]
+    rng = np.random.default_rng(1)
+    qpos = {"robot0_hand_qpos": rng.normal(size=(N, 3)), "robot1_hand_qpos": rng.normal(size=(N, 2))}
+    qpos["robot1_hand_qpos"][4] = np.nan  # the left hand not retargeted on row 4
+    joints = {"robot0_hand_qpos": ["j_a", "j_b", "j_c"], "robot1_hand_qpos": ["k_a", "k_b"]}
+    for name, values in qpos.items():
+        array = zc.create_array(
+            data,
+            name,
+            shape=values.shape,
+            chunks=(1024, values.shape[1]),
+            dtype=np.float32,
+            compressor=lowdim_compressor(),
+            fill_value=float("nan"),
+        )
+        array[:] = values
+        zc.update_attrs(array, {"joint_names": joints[name]})
+    out = tmp_path / "lr"
+    assert main(["export", "lerobot", str(copy), "-o", str(out)]) == 0
+    assert one_line(capsys).endswith("action = next_state")  # auto: no robot labels here
+    out = tmp_path / "lr_hands"
+    assert main(["export", "lerobot", str(copy), "-o", str(out), "--action", "robot_hand_qpos"]) == 0
+    assert one_line(capsys).endswith("action = robot_hand_qpos")
+    info = check_lerobot_folder(out)
+    assert info["features"]["action"]["names"] == [
+        "robot0_j_a",
+        "robot0_j_b",
+        "robot0_j_c",
+        "robot1_k_a",
+        "robot1_k_b",
+    ]
+    t = data_table(out)
+    expected = np.concatenate(list(qpos.values()), axis=1).astype(np.float32)
+    expected[4, 3:] = expected[3, 3:]  # held over the row without angles
+    np.testing.assert_array_equal(t["action"], expected)
+    assert t["action_mask"][4].tolist() == [1, 1, 1, 0, 0]
+    status = main(["export", "lerobot", str(copy), "-o", str(tmp_path / "lr3"), "--action", "robot_labels"])
+    assert status == 2 and "no robot labels" in capsys.readouterr().err
+
+
+def test_lerobot_robot_hand_action_needs_retargeted_joints(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        ["export", "lerobot", str(dataset), "-o", str(tmp_path / "lr"), "--action", "robot_hand_qpos"]
+    )
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "run vidihand retarget first" in err, err
+    assert not (tmp_path / "lr").exists()
+
+
+def test_the_cli_offers_the_exports_actions() -> None:
+    from vidihand_ros.cli.export import ACTION_CHOICES
+    from vidihand_ros.export.lerobot_features import ACTION_CHOICES as EXPORTED
+
+    assert ACTION_CHOICES == EXPORTED
+
+
 def test_lerobot_task_text_from_the_episode_records(copy: Path, tmp_path: Path) -> None:
     meta = zc.open_group(copy, "r+")["meta"]
     records = zc.get_attrs(meta)["episodes"]

@@ -621,3 +621,35 @@ def test_robot_hands_need_a_retargeted_dataset_and_their_own_urdf(
     assert "is not the URDF the angles were retargeted for" in render("--urdf-dir", str(copy))
     status = main(["render", str(dataset), "-o", str(tmp_path / "x.mp4"), "--robot-hands"])
     assert status == 2 and "the robot hands are drawn in Rerun" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("dex")
+def test_retargeted_joints_export_as_lerobot_actions(
+    tmp_path: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.lerobot_format import check_lerobot_folder
+    from tests.test_export import data_table
+    from vidihand_ros.export.lerobot_features import hold_fill
+
+    assert (
+        retarget(capsys, dataset, "--robot", "leap", "--mode", "dexpilot", "--urdf-dir", str(URDF_DIR))[0]
+        == 0
+    )
+    out = tmp_path / "lr"
+    assert main(["export", "lerobot", str(dataset), "-o", str(out), "--action", "robot_hand_qpos"]) == 0
+    assert capsys.readouterr().out.strip().endswith("action = robot_hand_qpos")
+    info = check_lerobot_folder(out)
+    names = {side: robot("leap", side, "dexpilot")[1].joint_names for side in SIDES}
+    assert info["features"]["action"]["names"] == [
+        *(f"robot0_{j}" for j in names["right"]),
+        *(f"robot1_{j}" for j in names["left"]),
+    ]
+    (right, right_mask, _), (left, left_mask, _) = stored(dataset, "robot0"), stored(dataset, "robot1")
+    t = data_table(out)
+    for episode_rows in (slice(0, LENGTHS[0]), slice(LENGTHS[0], ROWS)):  # held within each episode
+        both = np.concatenate([right[episode_rows], left[episode_rows]], axis=1)
+        seen = np.concatenate(
+            [np.repeat(m[episode_rows, None], 16, axis=1) for m in (right_mask, left_mask)], axis=1
+        )
+        np.testing.assert_array_equal(t["action"][episode_rows], hold_fill(both, seen))
+        np.testing.assert_array_equal(t["action_mask"][episode_rows], seen.astype(np.float32))

@@ -9,6 +9,9 @@ from vidihand_ros.cli.options import add_command, positive
 
 __all__ = ["add_parser", "run"]
 
+#: `export_lerobot`'s actions (`export.lerobot_features.ACTION_CHOICES`; not imported: numpy).
+ACTION_CHOICES = ("auto", "robot_labels", "robot_hand_qpos", "next_state")
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(
@@ -46,6 +49,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="task text of episodes whose record has none (default: %(default)s)",
     )
     lr.add_argument("--fps", type=positive, help="frame rate (default: the dataset's median, rounded)")
+    lr.add_argument(
+        "--action",
+        choices=ACTION_CHOICES,
+        default="auto",
+        help="the action: robot_labels (vidihand label's gripper keys), robot_hand_qpos (vidihand "
+        "retarget's robot-hand joints), next_state; auto: robot_labels when there are some, else "
+        "next_state (default)",
+    )
     lr.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
@@ -63,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         repo_id=args.repo_id,
         task=args.task,
         fps=args.fps,
+        action=args.action,
         overwrite=args.overwrite,
     )
     print(done.summary())

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vidihand_ros import __version__
+from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.attrs import to_json, utc_now
 from vidihand_ros.dataset.reader import DatasetReader
 from vidihand_ros.dataset.schema import IMAGE_KEY
@@ -105,6 +106,7 @@ def export_lerobot(
     repo_id: str | None = None,
     task: str = DEFAULT_TASK,
     fps: int | None = None,
+    action: str = "auto",
     overwrite: bool = False,
     data_file_mb: float = DATA_FILES_SIZE_IN_MB,
     video_file_mb: float = VIDEO_FILES_SIZE_IN_MB,
@@ -118,7 +120,12 @@ def export_lerobot(
     check_target(source, out, overwrite=overwrite)
     if not task.strip():
         raise InputError("--task must not be empty")
-    layout = layout_for(reader.keys)
+    hand_joints = {
+        key: list(zc.get_attrs(reader.array(key)).get("joint_names") or [])
+        for key in reader.keys
+        if key.startswith("robot") and key.endswith("_hand_qpos")
+    }
+    layout = layout_for(reader.keys, action, hand_joints)
     missing = [k for k in layout.keys if k not in reader.keys]
     if missing:
         raise DatasetError(f"not a hand-pose dataset: no data/{', data/'.join(missing)}", source=source)
