@@ -6,9 +6,12 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidihand_ros.cli.options import add_command, fraction
+
+if TYPE_CHECKING:
+    from vidihand_ros.retarget.dataset import RetargetReport
 
 __all__ = ["add_parser", "run"]
 
@@ -123,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(report: Any, path: Path) -> str:
+def _summary(report: RetargetReport, path: Path) -> str:
     lines = [f"retargeted {path} ({report.rows} rows):"]
     for h in report.hands:
         s = h.smoothness
@@ -140,7 +143,7 @@ def _percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "n/a"
 
 
-def _as_json(report: Any, path: Path) -> dict[str, Any]:
+def _as_json(report: RetargetReport, path: Path) -> dict[str, Any]:
     def number(x: float) -> float | None:
         return x if math.isfinite(x) else None
 
