@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +23,9 @@ from numpy.typing import NDArray
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.reader import DatasetReader
 from vidihand_ros.errors import InputError
+
+if TYPE_CHECKING:
+    from vidihand_ros.retarget.kinematics import RobotKinematics
 
 __all__ = ["QPOS_SUFFIX", "RobotHand", "Visual", "robot_hands"]
 
@@ -50,9 +54,9 @@ class RobotHand:
     visuals: list[Visual]
     #: (parent link, child link) of every URDF joint: the skeleton drawn with or without meshes.
     bones: list[tuple[str, str]]
-    kinematics: Any
+    kinematics: RobotKinematics
 
-    @property
+    @cached_property
     def links(self) -> list[str]:
         return sorted({link for bone in self.bones for link in bone} | {v.link for v in self.visuals})
 
