@@ -12,6 +12,7 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import av
 import numcodecs
@@ -223,6 +224,21 @@ def test_lerobot_fills_what_was_not_observed_and_masks_it(copy: Path, tmp_path: 
     assert np.isfinite(stats["observation.state"]["min"]).all()
 
 
+def write_float_array(data: Any, name: str, values: np.ndarray) -> Any:
+    """A (N, d) float32 key in `data/`, as the label and retarget commands store theirs."""
+    array = zc.create_array(
+        data,
+        name,
+        shape=values.shape,
+        chunks=(1024, values.shape[1]),
+        dtype=np.float32,
+        compressor=lowdim_compressor(),
+        fill_value=float("nan"),
+    )
+    array[:] = values
+    return array
+
+
 def test_lerobot_actions_from_robot_labels(
     copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -235,16 +251,7 @@ def test_lerobot_actions_from_robot_labels(
     }
     labels["robot0_eef_pos"][7] = np.nan
     for name, values in labels.items():
-        array = zc.create_array(
-            data,
-            name,
-            shape=values.shape,
-            chunks=(1024, values.shape[1]),
-            dtype=np.float32,
-            compressor=lowdim_compressor(),
-            fill_value=float("nan"),
-        )
-        array[:] = values
+        write_float_array(data, name, values)
     out = tmp_path / "lr"
     assert main(["export", "lerobot", str(copy), "-o", str(out)]) == 0
     assert one_line(capsys).endswith("action = robot_labels")
@@ -274,17 +281,7 @@ def test_lerobot_actions_from_robot_hand_joints(
     qpos["robot1_hand_qpos"][4] = np.nan  # the left hand not retargeted on row 4
     joints = {"robot0_hand_qpos": ["j_a", "j_b", "j_c"], "robot1_hand_qpos": ["k_a", "k_b"]}
     for name, values in qpos.items():
-        array = zc.create_array(
-            data,
-            name,
-            shape=values.shape,
-            chunks=(1024, values.shape[1]),
-            dtype=np.float32,
-            compressor=lowdim_compressor(),
-            fill_value=float("nan"),
-        )
-        array[:] = values
-        zc.update_attrs(array, {"joint_names": joints[name]})
+        zc.update_attrs(write_float_array(data, name, values), {"joint_names": joints[name]})
     out = tmp_path / "lr"
     assert main(["export", "lerobot", str(copy), "-o", str(out)]) == 0
     assert one_line(capsys).endswith("action = next_state")  # auto: no robot labels here
