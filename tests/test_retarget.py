@@ -653,3 +653,19 @@ def test_retargeted_joints_export_as_lerobot_actions(
         )
         np.testing.assert_array_equal(t["action"][episode_rows], hold_fill(both, seen))
         np.testing.assert_array_equal(t["action_mask"][episode_rows], seen.astype(np.float32))
+
+
+def test_robot_hand_keys_are_found_in_robot_order() -> None:
+    from vidihand_ros.retarget.keys import qpos_keys, robot_of, valid_key
+
+    keys = [
+        "robot10_hand_qpos",
+        "robot2_hand_qpos",
+        "robot2_hand_qpos_valid",
+        "robot0_eef_pos",
+        "x_hand_qpos",
+    ]
+    assert qpos_keys(keys) == ["robot2_hand_qpos", "robot10_hand_qpos"]
+    assert valid_key(robot_of("robot10_hand_qpos")) == "robot10_hand_qpos_valid"
+    with pytest.raises(ValueError, match="not a robot-hand joint key"):
+        robot_of("robot2_hand_qpos_valid")

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from vidihand_ros.cli.progress import ProgressBar
     from vidihand_ros.errors import InputError
     from vidihand_ros.retarget.dataset import check_dataset, retarget_dataset
-    from vidihand_ros.retarget.robots import find_setup
+    from vidihand_ros.retarget.robots import find_setups
 
     sides = ("right", "left") if args.hand == "both" else (args.hand,)
     if args.config is not None and len(sides) > 1:
@@ -106,17 +106,14 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.low_pass_alpha is not None and args.low_pass_alpha <= 0:
         raise InputError("--low-pass-alpha must be above 0 (0 would never move)")
-    setups = [
-        find_setup(
-            args.robot,
-            side,
-            args.mode,
-            urdf_dir=args.urdf_dir,
-            config_file=args.config,
-            low_pass_alpha=args.low_pass_alpha,
-        )
-        for side in sides
-    ]
+    setups = find_setups(
+        args.robot,
+        sides,
+        args.mode,
+        urdf_dir=args.urdf_dir,
+        config_file=args.config,
+        low_pass_alpha=args.low_pass_alpha,
+    )
     check_dataset(args.dataset)
     with ProgressBar(not getattr(args, "quiet", False)) as progress:
         report = retarget_dataset(

@@ -41,6 +41,7 @@ from vidihand_ros.export.lerobot_features import EpisodeVectors, VectorLayout, l
 from vidihand_ros.export.lerobot_stats import ImageStats, Stats, aggregate, vector_stats
 from vidihand_ros.export.lerobot_video import VideoFiles, chunk_file
 from vidihand_ros.export.output import check_target, replaced_atomically
+from vidihand_ros.retarget.keys import qpos_keys
 
 __all__ = ["CODEBASE_VERSION", "VIDEO_KEY", "LeRobotExport", "dataset_fps", "export_lerobot"]
 
@@ -121,9 +122,7 @@ def export_lerobot(
     if not task.strip():
         raise InputError("--task must not be empty")
     hand_joints = {
-        key: list(zc.get_attrs(reader.array(key)).get("joint_names") or [])
-        for key in reader.keys
-        if key.startswith("robot") and key.endswith("_hand_qpos")
+        key: list(zc.get_attrs(reader.array(key)).get("joint_names") or []) for key in qpos_keys(reader.keys)
     }
     layout = layout_for(reader.keys, action, hand_joints)
     missing = [k for k in layout.keys if k not in reader.keys]

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from vidihand_ros.dataset.schema import hand_key
 from vidihand_ros.errors import DatasetError, InputError
+from vidihand_ros.retarget.keys import qpos_keys, robot_of
 from vidihand_ros.types import HAND_SIDES, NUM_JOINTS
 
 __all__ = [
@@ -53,7 +54,6 @@ ACTION_CHOICES = ("auto", ACTION_ROBOT, ACTION_ROBOT_HANDS, ACTION_NEXT_STATE)
 _AXES = ("x", "y", "z")
 _ROT = ("rx", "ry", "rz")
 _ROBOT_POS = re.compile(r"^robot(\d+)_eef_pos$")
-_ROBOT_HAND = re.compile(r"^robot(\d+)_hand_qpos$")
 #: Per robot: (key suffix, element names) in the order they make up the action.
 ROBOT_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("eef_pos", _AXES),
@@ -118,15 +118,15 @@ def _robot_hands_layout(
     keys: Sequence[str],
     hand_joints: Mapping[str, Sequence[str]],
 ) -> VectorLayout:
-    robots = sorted((int(m.group(1)), k) for k in keys if (m := _ROBOT_HAND.match(k)))
+    robots = qpos_keys(keys)
     if not robots:
         raise DatasetError("no robot-hand joint positions (robot<i>_hand_qpos): run vidihand retarget first")
     names = []
-    for i, key in robots:
+    for key in robots:
         if not hand_joints.get(key):
             raise DatasetError(f"data/{key} has no joint_names attribute (not written by vidihand retarget)")
-        names += [f"robot{i}_{joint}" for joint in hand_joints[key]]
-    return VectorLayout(state, joints, tuple(names), ACTION_ROBOT_HANDS, tuple(k for _, k in robots))
+        names += [f"{robot_of(key)}_{joint}" for joint in hand_joints[key]]
+    return VectorLayout(state, joints, tuple(names), ACTION_ROBOT_HANDS, tuple(robots))
 
 
 def hold_fill(values: Float32, observed: NDArray[np.bool_]) -> Float32:

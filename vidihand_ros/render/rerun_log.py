@@ -94,7 +94,7 @@ def _log_episode(
         hands = read_hands(reader, block, end)
         stamps = row_stamps(reader, block, end)
         Ks = np.asarray(reader.array("camera0_intrinsics")[block:end], np.float64) if has_k else None
-        qpos = [_qpos_rows(reader, robot.hand.key, block, end) for robot in robots]
+        qpos = [_qpos_rows(reader, robot.hand, block, end) for robot in robots]
         if block == rows.start:
             _set_time(rec, block, block - rows.first, int(stamps[0]))
             for side, hand in hands.items():
@@ -127,11 +127,11 @@ def _log_episode(
 
 
 def _qpos_rows(
-    reader: DatasetReader, key: str, start: int, stop: int
+    reader: DatasetReader, hand: RobotHand, start: int, stop: int
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """A robot hand's angles and mask for rows [start, stop) (`retarget.keys`' names)."""
-    angles = np.asarray(reader.array(key)[start:stop], dtype=np.float32)
-    return angles, np.asarray(reader.array(f"{key}_valid")[start:stop], dtype=bool)
+    """A robot hand's angles and mask for rows [start, stop)."""
+    angles = np.asarray(reader.array(hand.key)[start:stop], dtype=np.float32)
+    return angles, np.asarray(reader.array(hand.valid_key)[start:stop], dtype=bool)
 
 
 def _log_hand(rec: Any, side: str, hand: HandRows, k: int, min_presence: float) -> None:

@@ -23,13 +23,12 @@ from numpy.typing import NDArray
 from vidihand_ros.dataset import zarr_compat as zc
 from vidihand_ros.dataset.reader import DatasetReader
 from vidihand_ros.errors import InputError
+from vidihand_ros.retarget.keys import qpos_keys, robot_of, valid_key
 
 if TYPE_CHECKING:
     from vidihand_ros.retarget.kinematics import RobotKinematics
 
-__all__ = ["QPOS_SUFFIX", "RobotHand", "Visual", "robot_hands"]
-
-QPOS_SUFFIX = "_hand_qpos"
+__all__ = ["RobotHand", "Visual", "robot_hands"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,11 @@ class RobotHand:
     bones: list[tuple[str, str]]
     kinematics: RobotKinematics
 
+    @property
+    def valid_key(self) -> str:
+        """The key of the mask saying which rows hold angles."""
+        return valid_key(robot_of(self.key))
+
     @cached_property
     def links(self) -> list[str]:
         return sorted({link for bone in self.bones for link in bone} | {v.link for v in self.visuals})
@@ -73,7 +77,7 @@ class RobotHand:
 
 def robot_hands(reader: DatasetReader, urdf_dir: Path | None = None) -> list[RobotHand]:
     """Every `robot{i}_hand_qpos` of the dataset, with its URDF loaded (`InputError` naming what fails)."""
-    keys = [k for k in reader.keys if k.startswith("robot") and k.endswith(QPOS_SUFFIX)]
+    keys = qpos_keys(reader.keys)
     if not keys:
         raise InputError(
             "no retargeted robot hands (robot{i}_hand_qpos): run vidihand retarget first", source=reader.path

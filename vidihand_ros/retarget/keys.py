@@ -8,11 +8,16 @@ configuration says otherwise), so a policy can train on either action. `robot{i}
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 import numpy as np
 
 from vidihand_ros.dataset.schema import KeySpec
 
-__all__ = ["DEFAULT_ROBOT_OF_SIDE", "qpos_key", "qpos_specs", "valid_key"]
+__all__ = ["DEFAULT_ROBOT_OF_SIDE", "qpos_key", "qpos_keys", "qpos_specs", "robot_of", "valid_key"]
+
+_QPOS_KEY = re.compile(r"^(robot\d+)_hand_qpos$")
 
 #: The robot number of each hand when no label configuration has said otherwise (label's default).
 DEFAULT_ROBOT_OF_SIDE = {"right": "robot0", "left": "robot1"}
@@ -24,6 +29,19 @@ def qpos_key(robot: str) -> str:
 
 def valid_key(robot: str) -> str:
     return f"{robot}_hand_qpos_valid"
+
+
+def qpos_keys(keys: Iterable[str]) -> list[str]:
+    """The `robot{i}_hand_qpos` keys among `keys`, in robot order (robot0 first)."""
+    return sorted((k for k in keys if _QPOS_KEY.match(k)), key=lambda k: int(robot_of(k)[5:]))
+
+
+def robot_of(key: str) -> str:
+    """'robot1_hand_qpos' → 'robot1' (a `ValueError` for any other key)."""
+    match = _QPOS_KEY.match(key)
+    if match is None:
+        raise ValueError(f"not a robot-hand joint key: {key!r}")
+    return match.group(1)
 
 
 def qpos_specs(robot: str, side: str, robot_model: str, dof: int) -> tuple[KeySpec, KeySpec]:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vidihand_ros.errors import InputError
 
-__all__ = ["MODES", "ROBOTS", "RetargetSetup", "find_setup", "package_config_dir"]
+__all__ = ["MODES", "ROBOTS", "RetargetSetup", "find_setup", "find_setups", "package_config_dir"]
 
 #: Our robot names → the package's folder and file stem (`ROBOT_NAME_MAP` in its constants).
 ROBOTS = {
@@ -118,6 +119,29 @@ def find_setup(
         urdf_path=urdf_path,
         urdf_sha256=hashlib.sha256(urdf_path.read_bytes()).hexdigest(),
     )
+
+
+def find_setups(
+    robot: str,
+    sides: Sequence[str],
+    mode: str,
+    *,
+    urdf_dir: Path | None = None,
+    config_file: Path | None = None,
+    low_pass_alpha: float | None = None,
+) -> list[RetargetSetup]:
+    """`find_setup` for each of `sides` (what the command and the node retarget); a configuration
+    file is one hand's, so it takes one side."""
+    if config_file is not None and len(sides) > 1:
+        raise InputError(
+            "a retargeting configuration is one hand's: choose the left or the right hand", source=config_file
+        )
+    return [
+        find_setup(
+            robot, side, mode, urdf_dir=urdf_dir, config_file=config_file, low_pass_alpha=low_pass_alpha
+        )
+        for side in sides
+    ]
 
 
 def _package_config(robot: str, side: str, mode: str) -> Path:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -54,6 +54,9 @@ from vidihand_ros.sources.image_messages import (
     stamp_ns,
 )
 from vidihand_ros.stream import Pair, PoseStream
+
+if TYPE_CHECKING:
+    from vidihand_ros.retarget.live import LiveRobotHands
 from vidihand_ros.types import CameraModel, Frame, FramePoses
 
 log = logging.getLogger(__name__)
@@ -143,25 +146,22 @@ class HandPoseNode(Node):
             return None
         return load_calibration_yaml(Path(s.intrinsics_file))
 
-    def _build_robot_hands(self) -> Any:
+    def _build_robot_hands(self) -> LiveRobotHands | None:
         """The live retargeting the robot_hand parameters ask for (None without robot_hand)."""
         wanted = self.settings.robot_hand
         if wanted is None:
             return None
         from vidihand_ros.retarget.live import LiveRobotHands
-        from vidihand_ros.retarget.robots import find_setup
+        from vidihand_ros.retarget.robots import find_setups
 
-        setups = [
-            find_setup(
-                wanted.robot,
-                side,
-                wanted.mode,
-                urdf_dir=Path(wanted.urdf_dir) if wanted.urdf_dir else None,
-                config_file=Path(wanted.config) if wanted.config else None,
-                low_pass_alpha=wanted.low_pass_alpha,
-            )
-            for side in wanted.sides
-        ]
+        setups = find_setups(
+            wanted.robot,
+            wanted.sides,
+            wanted.mode,
+            urdf_dir=Path(wanted.urdf_dir) if wanted.urdf_dir else None,
+            config_file=Path(wanted.config) if wanted.config else None,
+            low_pass_alpha=wanted.low_pass_alpha,
+        )
         hands = LiveRobotHands(
             setups, min_presence=wanted.min_presence, segment_gap_s=self.settings.segment_gap_s
         )
@@ -329,18 +329,20 @@ class HandPoseNode(Node):
         if self._markers_pub is not None and message is not None:
             self._markers_pub.publish(messages.hand_markers(message))
         if self._robot_hands is not None:
-            failed = failed or self._publish_joint_states(published)
+            failed = failed or self._publish_joint_states(self._robot_hands, published)
         if failed is not None:
             raise failed  # LiveStream counts it (diagnostics: ERROR)
 
-    def _publish_joint_states(self, published: list[tuple[FramePoses, Any]]) -> Exception | None:
+    def _publish_joint_states(
+        self, robot_hands: LiveRobotHands, published: list[tuple[FramePoses, Any]]
+    ) -> Exception | None:
         """Each frame's robot-hand angles, in order (the retargeting carries state frame to frame),
         stamped like the frame's HandPoses."""
         failed = None
         for poses, header in published:
             try:
-                for side, positions in self._robot_hands.update(poses).items():
-                    names = self._robot_hands.joint_names(side)
+                for side, positions in robot_hands.update(poses).items():
+                    names = robot_hands.joint_names(side)
                     self._joint_pubs[side].publish(messages.joint_state(header, names, positions))
             except Exception as err:
                 failed = failed or err

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache, partial
 from typing import Any
 
@@ -114,7 +114,7 @@ def wrist_poses(message: Any) -> dict[str, PoseStamped]:
     return out
 
 
-def joint_state(header: Header, names: Sequence[str], positions: Sequence[float]) -> JointState:
+def joint_state(header: Header, names: Sequence[str], positions: Iterable[float]) -> JointState:
     """A robot hand's retargeted joint positions (no velocities or efforts: only angles are known)."""
     return JointState(header=header, name=list(names), position=[float(p) for p in positions])
 
